@@ -1,0 +1,59 @@
+"""The Python API behind the CLI: each stage call dispatched to one named plugin.
+
+    from dk import api
+    artifact = api.export("ort", ExportRequest(source=parse_model_arg(None)))
+    with api.load_engine("ort", artifact) as engine:
+        outputs = engine.infer(feeds)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from dk.artifacts import Artifact
+from dk.engine import Engine
+from dk.errors import DkError
+from dk.plugins import get_plugin_manager
+from dk.specs import ExportRequest, PluginInfo, QuantizeRequest
+
+
+def _expect(result: Any, kind: type, plugin: str, stage: str) -> Any:
+    if not isinstance(result, kind):
+        raise DkError(f"plugin {plugin!r} returned {type(result).__name__} from stage {stage!r}, expected {kind.__name__}")
+    return result
+
+
+def export(plugin: str, request: ExportRequest) -> Artifact:
+    result = get_plugin_manager().call_stage(plugin, "export", request=request)
+    return _expect(result, Artifact, plugin, "export")
+
+
+def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
+    result = get_plugin_manager().call_stage(plugin, "quantize", request=request)
+    return _expect(result, Artifact, plugin, "quantize")
+
+
+def load_engine(plugin: str, artifact: Artifact, device: str = "cpu", options: Mapping[str, str] | None = None) -> Engine:
+    result = get_plugin_manager().call_stage(plugin, "load", artifact=artifact, device=device, options=dict(options or {}))
+    return _expect(result, Engine, plugin, "load_engine")
+
+
+def infer(plugin: str, engine: Engine, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Stage-level inference: the plugin's ``dk_infer`` if it has one, else ``engine.infer``."""
+    manager = get_plugin_manager()
+    if manager.implements(plugin, "dk_infer"):
+        result = manager.call_stage(plugin, "infer", engine=engine, inputs=inputs)
+        if result is not None:
+            return result
+    return engine.infer(inputs)
+
+
+def describe(plugin: str, probe: bool = False) -> PluginInfo:
+    manager = get_plugin_manager()
+    if not manager.implements(plugin, "dk_describe"):
+        return PluginInfo(name=plugin, kind="unknown", details={"note": "plugin does not implement dk_describe"})
+    return _expect(manager.call_stage(plugin, "describe", probe=probe), PluginInfo, plugin, "describe")
+
+
+def postprocess(task: str, outputs: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Any] | None:
+    return get_plugin_manager().hook.dk_postprocess(task=task, outputs=outputs, meta=meta)

@@ -1,0 +1,251 @@
+"""Artifacts: a folder with the model/engine file(s) and a ``dk.json`` manifest.
+
+Every artifact is built in a temporary sibling folder and renamed into place, so an interrupted
+build never leaves a half-written artifact at the final path. Before building, the cache key
+(source bytes, build options, library versions, plugin) is compared with the manifest already at
+the final path; when it matches and the files are intact the artifact is reused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import attrs
+
+from dk.errors import ModelError
+from dk.specs import TensorSpec
+
+MANIFEST_NAME = "dk.json"
+MANIFEST_SCHEMA = "dk.artifact/1"
+
+
+@attrs.define
+class SourceInfo:
+    """Where an artifact came from: the source kind, its location and the sha256 of its bytes."""
+
+    kind: str
+    location: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return attrs.asdict(self)
+
+
+@attrs.define
+class BuiltModel:
+    """What a plugin's build function returns after writing its files into the build folder.
+
+    :ivar files: File names relative to the build folder; the first is the main model file.
+    """
+
+    files: list[str]
+    format: str
+    precision: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define
+class Artifact:
+    """A built artifact on disk. ``manifest`` is the parsed ``dk.json``."""
+
+    path: Path
+    manifest: dict[str, Any]
+    reused: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def format(self) -> str:
+        return self.manifest["format"]
+
+    @property
+    def precision(self) -> str:
+        return self.manifest["precision"]
+
+    @property
+    def plugin(self) -> str:
+        return self.manifest["plugin"]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / self.manifest["files"][0]["name"]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return [TensorSpec.from_json(d) for d in self.manifest["inputs"]]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [TensorSpec.from_json(d) for d in self.manifest["outputs"]]
+
+    @property
+    def model_meta(self) -> dict[str, Any]:
+        """The ``model`` section: task, labels, pre-processing, held-out accuracy if known."""
+        return self.manifest.get("model", {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Artifact":
+        """Read an artifact folder, or raise :class:`ModelError` saying what is wrong with it."""
+        path = Path(path)
+        manifest_path = path / MANIFEST_NAME
+        if not path.is_dir():
+            raise ModelError(f"artifact folder {path} does not exist; run 'dk run export' first")
+        if not manifest_path.is_file():
+            raise ModelError(f"{path} is not a dk artifact: it has no {MANIFEST_NAME}")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{manifest_path} is not valid JSON ({exc}); re-export the artifact") from None
+        if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+            raise ModelError(f"{manifest_path} is not a {MANIFEST_SCHEMA} manifest; re-export the artifact")
+        artifact = cls(path=path, manifest=manifest)
+        for entry in manifest.get("files", []):
+            if not (path / entry["name"]).is_file():
+                raise ModelError(f"artifact {path} is missing its file {entry['name']}; re-export it")
+        return artifact
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "reused": self.reused, **self.manifest}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def artifact_name(
+    model: str,
+    input_hw: tuple[int, int] | None,
+    precision: str,
+    *,
+    version: str = "1.0",
+    variant: str = "default",
+    suffix: str = "",
+) -> str:
+    """Name by the Bonseyes convention: ``v1.0_resnet18_default_224x224_fp16[_dla_disabled]``."""
+    size = f"{input_hw[0]}x{input_hw[1]}" if input_hw else "any"
+    name = f"v{version}_{model}_{variant}_{size}_{precision}"
+    return f"{name}_{suffix}" if suffix else name
+
+
+def input_hw(spec: TensorSpec) -> tuple[int, int] | None:
+    """Height and width of a 4-D NCHW input when both are fixed, else ``None``."""
+    if len(spec.shape) == 4 and all(isinstance(d, int) for d in spec.shape[2:]):
+        return int(spec.shape[2]), int(spec.shape[3])
+    return None
+
+
+def platform_info() -> dict[str, str]:
+    return {
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def cache_key(plugin: str, source_sha256: str, build_options: Mapping[str, Any], tool_versions: Mapping[str, str]) -> str:
+    from dk import __version__
+
+    return sha256_json(
+        {"plugin": plugin, "source": source_sha256, "options": build_options, "tools": tool_versions, "dk": __version__}
+    )
+
+
+def _reusable(final: Path, key: str) -> Artifact | None:
+    try:
+        artifact = Artifact.load(final)
+    except ModelError:
+        return None
+    if artifact.manifest.get("cache_key") != key:
+        return None
+    for entry in artifact.manifest["files"]:
+        file = final / entry["name"]
+        if file.stat().st_size != entry["size"] or sha256_file(file) != entry["sha256"]:
+            return None
+    artifact.reused = True
+    return artifact
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished folder ``tmp`` to ``final``, replacing what was there, without a gap
+    in which ``final`` holds a partial artifact."""
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def build_artifact(
+    *,
+    plugin: str,
+    out_dir: Path,
+    name: str,
+    source: SourceInfo,
+    build_options: Mapping[str, Any],
+    tool_versions: Mapping[str, str],
+    model_meta: Mapping[str, Any],
+    build: Callable[[Path], BuiltModel],
+    force: bool = False,
+) -> Artifact:
+    """Build (or reuse) the artifact ``out_dir/plugin/name``.
+
+    :param build: Writes the model file(s) into the folder it is given and describes them.
+    """
+    key = cache_key(plugin, source.sha256, build_options, tool_versions)
+    final = Path(out_dir) / plugin / name
+    if not force and (cached := _reusable(final, key)) is not None:
+        return cached
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        built = build(tmp)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "name": name,
+            "plugin": plugin,
+            "format": built.format,
+            "precision": built.precision,
+            "files": [
+                {"name": f, "sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size} for f in built.files
+            ],
+            "inputs": [s.to_json() for s in built.inputs],
+            "outputs": [s.to_json() for s in built.outputs],
+            "source": source.to_json(),
+            "options": dict(build_options),
+            "cache_key": key,
+            "tool_versions": dict(tool_versions),
+            "platform": platform_info(),
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": dict(model_meta),
+            **({"extra": built.extra} if built.extra else {}),
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Artifact(path=final, manifest=manifest)

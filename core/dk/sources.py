@@ -1,0 +1,116 @@
+"""What ``--model`` points at, and how any plugin gets ONNX from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dk.artifacts import Artifact, SourceInfo, sha256_file, sha256_json
+from dk.errors import ModelError
+from dk.specs import ExportRequest, ModelSource
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".pt", ".pth", ".jit")
+TORCH_EXPORT_SUFFIXES = (".pt2",)
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def parse_model_arg(model: str | None, weights: str | None = None) -> ModelSource:
+    """Classify ``--model``: None (the default), an artifact folder, an ONNX or torch file, or
+    ``module.path:factory``. Raises :class:`ModelError` for a path that does not exist."""
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"weights file {weights} does not exist")
+    if model is None or model == "default":
+        return ModelSource("default", "dk:digitsnet")
+    path = Path(model)
+    if path.is_dir():
+        return ModelSource("artifact", str(path))
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            return ModelSource("onnx", str(path))
+        if suffix in TORCH_EXPORT_SUFFIXES:
+            return ModelSource("torch-export", str(path))
+        if suffix in TORCHSCRIPT_SUFFIXES:
+            return ModelSource("torchscript", str(path), weights)
+        raise ModelError(
+            f"do not know how to read {path} (suffix {suffix or 'none'}); expected .onnx, a TorchScript "
+            "(.pt/.ts) or torch.export (.pt2) file, an artifact folder, or module.path:factory"
+        )
+    if _CALLABLE.match(model):
+        return ModelSource("torch-callable", model, weights)
+    raise ModelError(f"model path {model} does not exist")
+
+
+@attrs.define
+class OnnxModel:
+    """An ONNX file ready for an ONNX-consuming plugin, with where it came from."""
+
+    path: Path
+    source: SourceInfo
+    model_meta: dict[str, Any]
+    model_name: str
+
+
+def default_model_meta() -> dict[str, Any]:
+    from dk.default_model import metadata
+
+    meta = metadata()
+    keys = ("name", "version", "variant", "task", "labels", "preprocessing", "trained_accuracy")
+    return {k: meta[k] for k in keys if k in meta}
+
+
+def _name_from_stem(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower() or "model"
+
+
+def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> OnnxModel:
+    """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export."""
+    from dk.onnx_io import load_onnx
+
+    if source.kind == "default":
+        from dk.default_model import ONNX_PATH
+
+        meta = default_model_meta()
+        return OnnxModel(ONNX_PATH, SourceInfo("default", source.location, sha256_file(ONNX_PATH)), meta, meta["name"])
+    if source.kind == "onnx":
+        load_onnx(source.path)  # validates: existence, format, truncation, external data
+        info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path))
+        return OnnxModel(source.path, info, {}, _name_from_stem(source.path.stem))
+    if source.kind == "artifact":
+        artifact = Artifact.load(source.path)
+        if artifact.format != "onnx":
+            raise ModelError(
+                f"artifact {source.path} holds a {artifact.format!r} model, not ONNX; point --model at an "
+                "ONNX file or at the original model"
+            )
+        meta = artifact.model_meta
+        return OnnxModel(
+            artifact.model_file,
+            SourceInfo("artifact", str(source.path.resolve()), artifact.manifest["files"][0]["sha256"]),
+            meta,
+            meta.get("name", _name_from_stem(artifact.name)),
+        )
+    # torch sources: the torch plugin exports them (cached like every artifact).
+    from dk.plugins import get_plugin_manager
+
+    torch_request = attrs.evolve(request or ExportRequest(source=source), source=source, precision="fp32")
+    artifact = get_plugin_manager().call_stage("torch", "export", request=torch_request)
+    meta = artifact.model_meta
+    return OnnxModel(
+        artifact.model_file,
+        SourceInfo(source.kind, source.location, artifact.manifest["source"]["sha256"]),
+        meta,
+        meta.get("name", "model"),
+    )
+
+
+def _onnx_fingerprint(path: Path) -> str:
+    """sha256 over the ONNX file and any external-data files beside it."""
+    digests = {"model": sha256_file(path)}
+    for sibling in sorted(path.parent.iterdir()):
+        if sibling != path and sibling.suffix in (".data", ".bin", ".weights") and sibling.is_file():
+            digests[sibling.name] = sha256_file(sibling)
+    return digests["model"] if len(digests) == 1 else sha256_json(digests)
