@@ -1,0 +1,72 @@
+"""Parsing of the CLI's compact option syntaxes (shapes, key=value, plugin:precision)."""
+
+from __future__ import annotations
+
+import click
+
+PRECISIONS = ("fp32", "fp16", "int8")  # as dk.specs.PRECISIONS; not imported to keep --help fast
+
+
+def parse_shapes(text: str | None, option: str = "--shapes") -> dict[str, tuple[int, ...]]:
+    """``input:1x3x224x224,mask:1x1x224x224`` -> {"input": (1, 3, 224, 224), ...} (trtexec syntax)."""
+    if not text:
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for part in text.split(","):
+        name, sep, dims = part.strip().rpartition(":")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+            if any(d <= 0 for d in shape):
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(
+                f"{part!r} is not NAME:DxDxD with positive integers (e.g. input:1x3x224x224)", param_hint=option
+            ) from None
+        shapes[name] = shape
+    return shapes
+
+
+def parse_key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("threads=2", "level=all")`` -> {"threads": "2", "level": "all"}."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def parse_plugin_list(text: str) -> list[tuple[str, str]]:
+    """``torch,ort,ort:int8`` -> [("torch", "fp32"), ("ort", "fp32"), ("ort", "int8")]."""
+    entries = []
+    for part in text.split(","):
+        name, _, precision = part.strip().partition(":")
+        precision = precision or "fp32"
+        if not name:
+            raise click.BadParameter(f"empty plugin name in {text!r}", param_hint="--plugins")
+        if precision not in PRECISIONS:
+            raise click.BadParameter(
+                f"{part!r}: precision must be one of {', '.join(PRECISIONS)}", param_hint="--plugins"
+            )
+        entries.append((name, precision))
+    if len(entries) < 2:
+        raise click.BadParameter("give at least two engines to compare, e.g. torch,ort", param_hint="--plugins")
+    return entries
+
+
+def check_ranges(min_s: dict, opt_s: dict, max_s: dict) -> None:
+    """min <= opt <= max per dimension, and the same inputs and ranks in each."""
+    names = set(min_s) | set(opt_s) | set(max_s)
+    for name in names:
+        given = [s for s in (min_s.get(name), opt_s.get(name), max_s.get(name)) if s is not None]
+        if len({len(s) for s in given}) > 1:
+            raise click.BadParameter(f"input {name!r} has shapes of different rank in min/opt/max")
+        lo, hi = min_s.get(name), max_s.get(name)
+        if lo and hi and any(a > b for a, b in zip(lo, hi)):
+            raise click.BadParameter(f"input {name!r}: --min-shapes {lo} exceeds --max-shapes {hi}")
+        opt = opt_s.get(name)
+        if opt and ((lo and any(a > b for a, b in zip(lo, opt))) or (hi and any(a > b for a, b in zip(opt, hi)))):
+            raise click.BadParameter(f"input {name!r}: --opt-shapes {opt} is outside min..max")

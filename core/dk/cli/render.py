@@ -1,0 +1,91 @@
+"""Rich tables for humans and one JSON document for machines; progress goes to stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+STATUS_STYLE = {"ok": "green", "missing-dependency": "yellow", "no-device": "yellow"}
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def step(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while a long step runs (silent when stderr is not a terminal)."""
+    if quiet or not err.is_terminal:
+        yield
+        return
+    with err.status(message):
+        yield
+
+
+def note(message: str) -> None:
+    err.print(message, highlight=False)
+
+
+def doctor_table(report: dict) -> None:
+    table = Table(title=f"dk {report['dk']} on {report['platform']}, Python {report['python']}")
+    for column in ("plugin", "status", "version", "kind", "formats", "precisions", "devices", "notes"):
+        table.add_column(column)
+    for p in report["plugins"]:
+        style = STATUS_STYLE.get(p["status"], "red")
+        formats = ""
+        if p.get("formats_in") or p.get("formats_out"):
+            formats = f"{','.join(p.get('formats_in', []))} -> {','.join(p.get('formats_out', []))}"
+        notes = p.get("error") or ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
+        if report["probe"] and p.get("details"):
+            notes = (notes + "; " if notes else "") + ", ".join(f"{k}: {v}" for k, v in p["details"].items())
+        table.add_row(
+            p["name"], f"[{style}]{p['status']}[/]", p["version"], p.get("kind", ""), formats,
+            ",".join(p.get("precisions", [])), ",".join(p.get("devices", [])), notes,
+        )
+    out.print(table)
+
+
+def artifact_summary(title: str, artifact: dict) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("artifact", artifact["path"] + ("  (cached, reused)" if artifact.get("reused") else ""))
+    table.add_row("format / precision", f"{artifact['format']} / {artifact['precision']}")
+    table.add_row("files", ", ".join(f"{f['name']} ({f['size'] / 1024:.1f} KiB)" for f in artifact["files"]))
+    for key in ("inputs", "outputs"):
+        table.add_row(key, "; ".join(f"{s['name']} {s['shape']} {s['dtype']}" for s in artifact[key]))
+    out.print(table)
+
+
+def rows_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """A table of ``rows`` (dicts) showing ``columns`` as (key, header); floats get 3 significant digits."""
+    table = Table(title=title)
+    for _, header in columns:
+        table.add_column(header, justify="right" if header not in ("engine", "output", "plugin") else "left")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(key)) for key, _ in columns))
+    out.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "[green]yes[/]" if value else "[red]NO[/]"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 0.01:
+            return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:.2e}"
+    return str(value)

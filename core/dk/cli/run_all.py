@@ -1,0 +1,128 @@
+"""``dk run all --plugin NAME``: export -> int8 -> parity against the torch reference -> short
+benchmark, summarised in one table per precision (accuracy, latency, throughput, speed-up)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dk import api, pipeline
+from dk.bench import measure_latency
+from dk.cli import render
+from dk.errors import DkError, MissingDependency, PluginNotFound, StageNotImplemented
+from dk.plugins import get_plugin_manager
+
+
+def _measure(plugin: str, artifact, opts, data, batch: int, warmup: int, iterations: int) -> dict[str, Any]:
+    """Outputs over the data, accuracy and latency of one artifact on one engine."""
+    import numpy as np
+
+    with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
+        outputs = pipeline.run_all(engine, data.x)
+        reps = -(-batch // len(data.x))
+        feeds = {engine.inputs[0].name: np.ascontiguousarray(np.concatenate([data.x] * reps)[:batch])}
+        stats = measure_latency(engine, feeds, warmup=warmup, iterations=iterations)
+    accuracy = pipeline.top1_accuracy(outputs, data.y) if data.y is not None else None
+    return {"outputs": outputs, "accuracy": accuracy, "latency": stats.to_json(), "artifact": str(artifact.path)}
+
+
+def _reference(reference: str, opts, quiet: bool):
+    """The reference engine's fp32 artifact, or None (with a note) when it is not installed."""
+    if reference == "none":
+        return None
+    try:
+        with render.step(f"exporting the {reference} reference", quiet):
+            return pipeline.export(reference, "fp32", opts)
+    except (PluginNotFound, MissingDependency, StageNotImplemented) as exc:
+        render.note(f"[yellow]note:[/] no {reference} reference: {exc}")
+        return None
+
+
+def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iterations: int, quiet: bool) -> dict:
+    from dk.testing.tolerances import compare_outputs
+
+    get_plugin_manager().get(plugin)  # fail fast on an unknown plugin, before any work
+    builds: list[tuple[str, Any]] = []
+    with render.step(f"exporting with {plugin} (fp32)", quiet):
+        builds.append(("fp32", pipeline.export(plugin, "fp32", opts)))
+    if get_plugin_manager().implements(plugin, "dk_quantize"):
+        with render.step(f"quantizing with {plugin} (int8)", quiet):
+            builds.append(("int8", pipeline.quantize(plugin, opts)))
+    else:
+        render.note(f"[yellow]note:[/] plugin {plugin!r} has no quantize stage; int8 skipped")
+
+    ref_artifact = _reference(reference, opts, quiet)
+    data = None
+    rows: list[dict[str, Any]] = []
+    ref = None
+    if ref_artifact is not None:
+        with api.load_engine(reference, ref_artifact, "cpu", {}) as engine:
+            data = pipeline.eval_data(opts, engine)
+        with render.step(f"benchmarking {reference} fp32", quiet):
+            ref = _measure(reference, ref_artifact, opts, data, batch, warmup, iterations)
+        rows.append(_row(reference, "fp32", ref, None, None))
+    for precision, artifact in builds:
+        if data is None:
+            with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
+                data = pipeline.eval_data(opts, engine)
+        with render.step(f"benchmarking {plugin} {precision}", quiet):
+            measured = _measure(plugin, artifact, opts, data, batch, warmup, iterations)
+        parity = compare_outputs(ref["outputs"], measured["outputs"], precision) if ref else None
+        rows.append(_row(plugin, precision, measured, ref, parity))
+    if data is None:
+        raise DkError("nothing was built")
+    model_meta = builds[0][1].model_meta
+    report = {
+        "stage": "all",
+        "plugin": plugin,
+        "reference": reference if ref else None,
+        "model": model_meta.get("name"),
+        "trained_accuracy": model_meta.get("trained_accuracy"),
+        "data": data.name,
+        "samples": int(len(data.x)),
+        "batch": batch,
+        "rows": rows,
+        "passed": all(r["parity_ok"] is not False for r in rows),
+    }
+    if not quiet:
+        _print(report)
+    if not report["passed"]:
+        failed = ", ".join(f"{r['engine']} {r['precision']}" for r in rows if r["parity_ok"] is False)
+        from dk.errors import ToleranceExceeded
+
+        raise ToleranceExceeded(f"outside tolerance against {reference}: {failed}")
+    return report
+
+
+def _row(engine: str, precision: str, measured: dict, ref: dict | None, parity) -> dict[str, Any]:
+    lat = measured["latency"]
+    row = {
+        "engine": engine,
+        "precision": precision,
+        "accuracy": measured["accuracy"],
+        "p50_ms": lat["p50_ms"],
+        "p90_ms": lat["p90_ms"],
+        "throughput": lat["throughput"],
+        "cv": lat["cv"],
+        "speedup": (ref["latency"]["p50_ms"] / lat["p50_ms"]) if ref else None,
+        "parity_ok": parity.passed if parity is not None else None,
+        "artifact": measured["artifact"],
+    }
+    if parity is not None:
+        first = parity.rows()[0]
+        row.update(max_abs=first["max_abs"], cosine=first["cosine"], top1_agreement=first.get("top1_agreement"))
+    return row
+
+
+def _print(report: dict) -> None:
+    acc = report["trained_accuracy"]
+    render.note(
+        f"model {report['model']}: {report['samples']} held-out samples ({report['data']})"
+        + (f", accuracy when trained {acc:.2%}" if acc is not None else "")
+    )
+    ref = report["reference"] or "-"
+    render.rows_table(f"dk run all --plugin {report['plugin']} (batch {report['batch']})", report["rows"], [
+        ("engine", "engine"), ("precision", "precision"), ("accuracy", "accuracy"), ("p50_ms", "p50 ms"),
+        ("p90_ms", "p90 ms"), ("throughput", "samples/s"), ("speedup", f"speed-up vs {ref}"),
+        ("max_abs", "max abs err"), ("cosine", "cosine"), ("top1_agreement", "top-1 agree"),
+        ("parity_ok", "within tol."),
+    ])

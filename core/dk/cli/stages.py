@@ -1,0 +1,131 @@
+"""The single stages behind ``dk run``: each returns a JSON-ready dict and prints a table unless
+``--json`` was given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dk import api, pipeline
+from dk.cli import render
+from dk.errors import InputError
+
+
+def export(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
+    with render.step(f"exporting with {plugin} ({precision})", as_json):
+        artifact = pipeline.export(plugin, precision, opts)
+    result = {"stage": "export", "plugin": plugin, "artifact": artifact.to_json()}
+    if not as_json:
+        render.artifact_summary(f"dk run export --plugin {plugin}", result["artifact"])
+    return result
+
+
+def quantize(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
+    with render.step(f"quantizing with {plugin} ({precision}, {opts.method})", as_json):
+        artifact = pipeline.quantize(plugin, opts, precision)
+    result = {"stage": "quantize", "plugin": plugin, "artifact": artifact.to_json()}
+    if not as_json:
+        render.artifact_summary(f"dk run quantize --plugin {plugin}", result["artifact"])
+    return result
+
+
+def _load_inputs(path: str, engine) -> dict[str, np.ndarray]:
+    file = Path(path)
+    try:
+        if file.suffix == ".npy":
+            if len(engine.inputs) != 1:
+                raise InputError(f"the engine has {len(engine.inputs)} inputs; give them by name in an .npz file")
+            return {engine.inputs[0].name: np.load(file, allow_pickle=False)}
+        if file.suffix == ".npz":
+            with np.load(file, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read input file {path}: {exc}") from None
+    raise InputError(f"input file {path} must be .npy or .npz")
+
+
+def infer(plugin: str, precision: str, opts, input_path: str | None, batch: int, as_json: bool) -> dict[str, Any]:
+    with render.step(f"building the {plugin} artifact", as_json):
+        artifact = pipeline.build(plugin, precision, opts)
+    with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
+        if input_path:
+            feeds = _load_inputs(input_path, engine)
+            labels = None
+        else:
+            data = pipeline.eval_data(opts, engine, limit=batch)
+            feeds = {engine.inputs[0].name: np.ascontiguousarray(data.x[:batch])}
+            labels = None if data.y is None else data.y[:batch].tolist()
+        import time
+
+        start = time.perf_counter()
+        outputs = api.infer(plugin, engine, feeds)
+        infer_ms = (time.perf_counter() - start) * 1e3
+    meta = artifact.model_meta
+    task = meta.get("task")
+    results = api.postprocess(task, outputs, meta) if task else None
+    result = {
+        "stage": "infer",
+        "plugin": plugin,
+        "artifact": str(artifact.path),
+        "infer_ms": infer_ms,
+        "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outputs.items()},
+        "results": results,
+        "labels": labels,
+    }
+    if results is None:
+        result["values"] = {k: np.asarray(v).tolist() for k, v in outputs.items() if np.asarray(v).size <= 4096}
+    if not as_json:
+        rows = []
+        for i, sample in enumerate(results or []):
+            best = sample["top_k"][0]
+            rows.append({"sample": i, "label": best["label"], "score": best["score"],
+                         "truth": None if labels is None else str(labels[i])})
+        if rows:
+            render.rows_table(f"dk run infer --plugin {plugin} ({infer_ms:.2f} ms)", rows,
+                              [("sample", "sample"), ("label", "predicted"), ("score", "score"), ("truth", "truth")])
+        else:
+            render.rows_table(f"dk run infer --plugin {plugin} ({infer_ms:.2f} ms)",
+                              [{"output": k, **v} for k, v in result["outputs"].items()],
+                              [("output", "output"), ("shape", "shape"), ("dtype", "dtype")])
+    return result
+
+
+def bench(plugin: str, precision: str, opts, batch: int, warmup: int, iterations: int,
+          duration: float | None, as_json: bool) -> dict[str, Any]:
+    from dk.bench import measure_latency
+
+    with render.step(f"building the {plugin} artifact", as_json):
+        artifact = pipeline.build(plugin, precision, opts)
+    with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
+        data = pipeline.eval_data(opts, engine)
+        x = data.x
+        if len(x) < batch:
+            x = np.concatenate([x] * (batch // len(x) + 1))
+        feeds = {engine.inputs[0].name: np.ascontiguousarray(x[:batch])}
+        with render.step(f"benchmarking {plugin} {artifact.precision} at batch {batch}", as_json):
+            stats = measure_latency(engine, feeds, warmup=warmup, iterations=iterations, duration=duration)
+        accuracy = None
+        if data.y is not None:
+            accuracy = pipeline.top1_accuracy(pipeline.run_all(engine, data.x), data.y)
+    result = {
+        "stage": "bench",
+        "plugin": plugin,
+        "precision": artifact.precision,
+        "device": opts.device,
+        "artifact": str(artifact.path),
+        "data": data.name,
+        "accuracy": accuracy,
+        "latency": stats.to_json(),
+    }
+    if not as_json:
+        row = {"engine": plugin, "precision": artifact.precision, "accuracy": accuracy, **stats.to_json()}
+        render.rows_table(f"dk run bench --plugin {plugin} ({stats.iterations} iterations)", [row], [
+            ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("accuracy", "accuracy"),
+            ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms"),
+            ("cv", "cv"), ("throughput", "samples/s"),
+        ])
+    if stats.cv > 0.2 and not as_json:
+        render.note(f"[yellow]note:[/] latency varies a lot (cv {stats.cv:.2f}); the machine may be busy")
+    return result

@@ -1,0 +1,203 @@
+"""The steps the CLI chains together: build an artifact, get data for it, measure accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import attrs
+import numpy as np
+
+from dk import api
+from dk.artifacts import Artifact
+from dk.engine import Engine, random_inputs
+from dk.errors import DkError, ModelError
+from dk.plugins import get_plugin_manager
+from dk.sources import parse_model_arg
+from dk.specs import ExportRequest, ModelSource, QuantizeRequest
+
+
+@attrs.define
+class BuildOptions:
+    """The CLI options that say what to build, shared by ``dk run`` and ``dk compare``."""
+
+    model: str | None = None
+    weights: str | None = None
+    artifact: str | None = None
+    out: Path = Path("dk-artifacts")
+    shapes: dict = attrs.field(factory=dict)
+    min_shapes: dict = attrs.field(factory=dict)
+    opt_shapes: dict = attrs.field(factory=dict)
+    max_shapes: dict = attrs.field(factory=dict)
+    static: bool = False
+    dynamic_hw: bool = False
+    opset: int = 17
+    simplify: bool = False
+    device: str = "cpu"
+    force: bool = False
+    options: dict = attrs.field(factory=dict)
+    data: str | None = None
+    calib_size: int = 128
+    method: str = "static"
+
+    def source(self) -> ModelSource:
+        return parse_model_arg(self.model, self.weights)
+
+    def export_request(self, precision: str) -> ExportRequest:
+        return ExportRequest(
+            source=self.source(),
+            out_dir=self.out,
+            precision=precision,
+            shapes=self.shapes,
+            min_shapes=self.min_shapes,
+            opt_shapes=self.opt_shapes,
+            max_shapes=self.max_shapes,
+            dynamic_batch=not self.static,
+            dynamic_hw=self.dynamic_hw,
+            opset=self.opset,
+            simplify=self.simplify,
+            device=self.device,
+            force=self.force,
+            options=self.options,
+        )
+
+
+def export(plugin: str, precision: str, opts: BuildOptions) -> Artifact:
+    return api.export(plugin, opts.export_request(precision))
+
+
+def quantize(plugin: str, opts: BuildOptions, precision: str = "int8") -> Artifact:
+    source = ModelSource("artifact", opts.artifact) if opts.artifact else opts.source()
+    calibration, name = calibration_data(opts, source) if opts.method == "static" else (None, "")
+    request = QuantizeRequest(
+        source=source,
+        out_dir=opts.out,
+        precision=precision,
+        calibration=calibration,
+        calibration_name=name,
+        method=opts.method,
+        force=opts.force,
+        options=opts.options,
+    )
+    return api.quantize(plugin, request)
+
+
+def build(plugin: str, precision: str, opts: BuildOptions) -> Artifact:
+    """The artifact for (plugin, precision): ``--artifact`` as given, int8 through the plugin's
+    quantize stage when it has one, anything else through its export stage."""
+    if opts.artifact:
+        return Artifact.load(opts.artifact)
+    if precision == "int8" and get_plugin_manager().implements(plugin, "dk_quantize"):
+        return quantize(plugin, opts)
+    return export(plugin, precision, opts)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+@attrs.define
+class EvalData:
+    """Inputs (and labels when known) to run through engines; ``name`` says where they came from."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    name: str
+
+
+def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> EvalData:
+    """``--data FILE.npz`` (arrays ``x`` and optional ``y``), else the default model's held-out
+    split when the model is the default, else seeded random inputs (no labels)."""
+    if opts.data:
+        x, y = load_npz(opts.data)
+        data = EvalData(x, y, Path(opts.data).name)
+    elif opts.source().kind == "default" and not opts.artifact or _is_default_artifact(opts):
+        from dk.default_model import load_split
+
+        x, y = load_split("eval")
+        data = EvalData(x, y, "digits-eval")
+    else:
+        spec = engine.inputs[0]
+        x = random_inputs([spec], batch=_batch_of(engine, 8), seed=0)[spec.name]
+        data = EvalData(x, None, "random(seed=0)")
+    if limit is not None:
+        data = EvalData(data.x[:limit], None if data.y is None else data.y[:limit], data.name)
+    return data
+
+
+def _is_default_artifact(opts: BuildOptions) -> bool:
+    if not opts.artifact:
+        return False
+    return Artifact.load(opts.artifact).manifest.get("source", {}).get("kind") == "default"
+
+
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "x" not in data.files:
+                raise DkError(f"{path} has no array 'x' (found {', '.join(data.files) or 'none'}); save inputs as x=, labels as y=")
+            return data["x"], (data["y"] if "y" in data.files else None)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read data file {path}: {exc}") from None
+
+
+def calibration_data(opts: BuildOptions, source: ModelSource):
+    """(callable returning fresh feeds, name) from ``--data`` or the default model's calibration split;
+    (None, "") when there is none and the plugin must choose."""
+    if opts.data:
+        x, _ = load_npz(opts.data)
+        name = f"{Path(opts.data).name}[:{opts.calib_size}]"
+    elif source.kind == "default" or (source.kind == "artifact" and _is_default_artifact(opts)):
+        from dk.default_model import load_split
+
+        x, _ = load_split("calib")
+        name = f"digits-calib[:{opts.calib_size}]"
+    else:
+        return None, ""
+    x = x[: opts.calib_size]
+    input_name = _first_input_name(source)
+
+    def feeds() -> Iterator[dict[str, np.ndarray]]:
+        for i in range(0, len(x), 16):
+            yield {input_name: np.ascontiguousarray(x[i : i + 16])}
+
+    return feeds, name
+
+
+def _first_input_name(source: ModelSource) -> str:
+    if source.kind == "default":
+        return "input"
+    from dk.onnx_io import io_specs, load_onnx
+    from dk.sources import resolve_onnx
+
+    inputs, _ = io_specs(load_onnx(resolve_onnx(source).path, load_external_data=False))
+    return inputs[0].name
+
+
+def _batch_of(engine: Engine, dynamic_default: int) -> int:
+    first = engine.inputs[0].shape[0] if engine.inputs and engine.inputs[0].shape else 1
+    return first if isinstance(first, int) else dynamic_default
+
+
+def batches(engine: Engine, x: np.ndarray, size: int = 64) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Feeds over ``x`` in the engine's fixed batch size, or ``size`` when the batch is dynamic."""
+    step = _batch_of(engine, size)
+    name = engine.inputs[0].name
+    for i in range(0, len(x) - step + 1, step):
+        yield i, {name: np.ascontiguousarray(x[i : i + step])}
+
+
+def run_all(engine: Engine, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs of ``engine`` over all of ``x`` (whole batches only), concatenated per output."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, feeds in batches(engine, x):
+        for key, value in engine.infer(feeds).items():
+            parts.setdefault(key, []).append(np.asarray(value))
+    if not parts:
+        raise DkError(f"no complete batch of {_batch_of(engine, 64)} in {len(x)} samples")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def top1_accuracy(outputs: dict[str, Any], y: np.ndarray) -> float:
+    logits = next(iter(outputs.values()))
+    predicted = np.asarray(logits).reshape(len(logits), -1).argmax(1)
+    return float((predicted == y[: len(predicted)]).mean())
