@@ -125,7 +125,7 @@ def set_input_shapes(
             dims[0].dim_value = 1
     if shapes or not dynamic_batch:
         for out in model.graph.output:
-            out.type.tensor_type.shape.Clear()
+            out.type.tensor_type.ClearField("shape")
         del model.graph.value_info[:]
         model = onnx.shape_inference.infer_shapes(model)
     return model

@@ -1,0 +1,1 @@
+"""dk plugin: ort (placeholder while being written)."""

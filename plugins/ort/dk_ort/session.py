@@ -1,0 +1,82 @@
+"""Creating ONNX Runtime sessions with dk's options, turning ORT's exceptions into ModelError."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from dk.errors import DkError, ModelError
+
+from dk_ort.providers import require_ort
+
+#: ``level=`` option values -> GraphOptimizationLevel member names.
+LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def check_options(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:
+    """Refuse option keys this plugin does not know, listing the valid ones with their meaning."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        valid = "; ".join(f"{k}: {v}" for k, v in known.items())
+        raise DkError(f"unknown ort {what} option(s) {', '.join(unknown)}; valid options are {valid}")
+
+
+def parse_level(value: str | None, default: str) -> str:
+    level = (value or default).strip().lower()
+    if level not in LEVELS:
+        raise DkError(f"option level={value} is not one of {', '.join(LEVELS)}")
+    return level
+
+
+def parse_int(options: Mapping[str, str], key: str, default: int) -> int:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DkError(f"option {key}={raw} must be a whole number") from None
+    if value < 0:
+        raise DkError(f"option {key}={raw} must not be negative")
+    return value
+
+
+def session_options(level: str = "all", threads: int = 0, optimized_path: Path | None = None) -> Any:
+    """SessionOptions for an optimisation level, intra-op thread count (0 = ORT's default) and an
+    optional file to save the optimised graph to."""
+    ort = require_ort()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3  # errors only: ORT's warnings are not actionable for dk users
+    if optimized_path is not None:
+        so.optimized_model_filepath = str(optimized_path)
+    return so
+
+
+def create_session(model: str | os.PathLike | bytes, options: Any, providers: list[Any]) -> Any:
+    """An InferenceSession, or :class:`ModelError` in one line when ORT cannot load the model."""
+    ort = require_ort()
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    errors = tuple(
+        getattr(state, n)
+        for n in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph",
+                  "NotImplemented", "RuntimeException", "EngineError")
+        if hasattr(state, n)
+    )
+    where = "the model" if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(model, sess_options=options, providers=providers)
+    except errors as exc:
+        message = " ".join(str(exc).split())
+        hint = ""
+        if "Protobuf parsing failed" in message or type(exc).__name__ == "InvalidProtobuf":
+            hint = " (truncated, or not an ONNX file)"
+        raise ModelError(f"onnxruntime cannot load {where}{hint}: {message}") from None

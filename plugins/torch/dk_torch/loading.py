@@ -1,0 +1,279 @@
+"""Torch model sources: what a source exports as (name, inputs, fingerprint) and the module itself.
+
+:func:`plan_source` reads only file bytes, so a cached export never imports torch;
+:func:`load_module` imports torch and builds the ``nn.Module`` (used by export and the engine).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from dk.artifacts import SourceInfo, sha256_file, sha256_json
+from dk.errors import MissingDependency, ModelError
+from dk.specs import ExportRequest, ModelSource, TensorSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+TORCH_KINDS = ("default", "torch-callable", "torchscript", "torch-export")
+DEFAULT_INPUT = "input"
+DEFAULT_OUTPUT = "output"
+DEFAULT_SHAPE = (1, 1, 8, 8)
+
+
+@attrs.frozen
+class SourcePlan:
+    """What a torch source exports as, known before torch is imported.
+
+    :ivar source: The source with absolute paths: what the engine reloads from the manifest.
+    :ivar inputs: Input specs with example (static) shapes, in ``forward`` argument order.
+    """
+
+    source: ModelSource
+    name: str
+    inputs: list[TensorSpec]
+    output_names: list[str]
+    info: SourceInfo
+    meta: dict[str, Any]
+
+
+def plan_source(request: ExportRequest) -> SourcePlan:
+    """Check the source and shapes of ``request`` and fingerprint the source (no torch import)."""
+    source = _absolute(request.source)
+    if source.kind == "default":
+        from dk.sources import default_model_meta
+
+        shapes = request.shapes or {DEFAULT_INPUT: DEFAULT_SHAPE}
+        if list(shapes) != [DEFAULT_INPUT] or len(shapes[DEFAULT_INPUT]) != 4:
+            raise ModelError(
+                f"the default model has one input 'input' of rank 4 (batch x 1 x 8 x 8); got --shapes for "
+                f"{_fmt_shapes(shapes)}"
+            )
+        meta = default_model_meta()
+        outputs = ["logits"]
+        name = meta["name"]
+    else:
+        if not request.shapes:
+            raise ModelError(
+                f"{source.kind} model {source.location} needs its input shape: pass --shapes "
+                "input:1x3x224x224 (one name:shape per input, in forward() order)"
+            )
+        shapes = request.shapes
+        outputs = [n.strip() for n in request.options.get("output_names", "").split(",") if n.strip()]
+        outputs = outputs or [DEFAULT_OUTPUT]
+        name = _model_name(source)
+        meta = {"name": name, "task": request.options.get("task", "unknown")}
+    name = _slug(request.options.get("name", name))
+    meta = {**meta, "name": name}
+    inputs = [TensorSpec(n, tuple(int(d) for d in s), "float32") for n, s in shapes.items()]
+    info = SourceInfo(source.kind, source.location, source_sha256(source))
+    return SourcePlan(source, name, inputs, outputs, info, meta)
+
+
+def source_sha256(source: ModelSource) -> str:
+    """sha256 over what defines the model: weights, program file, or factory and its module file."""
+    if source.kind == "default":
+        from dk.default_model import WEIGHTS_PATH
+
+        return sha256_file(WEIGHTS_PATH)
+    if source.kind == "torch-callable":
+        module_file = _module_file(source.location.split(":")[0])
+        return sha256_json(
+            {
+                "factory": source.location,
+                "module_sha256": sha256_file(module_file) if module_file else None,
+                "weights_sha256": sha256_file(_existing(source.weights, "weights")) if source.weights else None,
+            }
+        )
+    if source.kind in ("torchscript", "torch-export"):
+        digest = sha256_file(_existing(source.location, "model"))
+        if source.weights:
+            return sha256_json({"model": digest, "weights": sha256_file(_existing(source.weights, "weights"))})
+        return digest
+    raise ModelError(
+        f"the torch plugin exports torch models (default, module:factory, TorchScript, .pt2), not a "
+        f"{source.kind!r} source; use an ONNX plugin such as --plugin ort for it"
+    )
+
+
+def load_module(source: ModelSource) -> "nn.Module":
+    """Build the ``nn.Module`` for ``source``, in eval mode, with its weights, on the CPU."""
+    import torch
+
+    if source.kind == "default":
+        from dk_torch.models import digits_net
+
+        return digits_net()
+    if source.kind == "torch-callable":
+        module = _call_factory(source.location)
+    elif source.kind == "torchscript":
+        try:
+            module = torch.jit.load(str(_existing(source.location, "model")), map_location="cpu")
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"cannot load {source.location} as TorchScript ({_first_line(exc)}); a state dict needs "
+                f"--model module.path:factory --weights {source.location}"
+            ) from exc
+    elif source.kind == "torch-export":
+        try:
+            module = torch.export.load(str(_existing(source.location, "model"))).module()
+        except Exception as exc:  # torch.export.load raises many kinds for a bad file
+            raise ModelError(
+                f"cannot load {source.location} as a torch.export program (.pt2): {_first_line(exc)}"
+            ) from exc
+    else:
+        source_sha256(source)  # raises the clear error for a non-torch kind
+        raise AssertionError(source.kind)
+    if source.weights:
+        load_weights(module, source.weights, source.location)
+    set_eval(module)
+    return module
+
+
+def set_eval(module: "nn.Module") -> None:
+    """Put ``module`` in eval mode; torch.export modules refuse ``eval()``, so flag them directly."""
+    try:
+        module.eval()
+    except NotImplementedError:
+        module.training = False
+
+
+def load_weights(module: "nn.Module", path: str, model: str) -> None:
+    """Load a weights file into ``module``: safetensors, or a weights_only-safe torch.save file."""
+    import pickle
+
+    import torch
+
+    file = _existing(path, "weights")
+    if file.suffix.lower() == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise MissingDependency(f"reading {path} needs safetensors: pip install safetensors") from None
+        try:
+            state = load_file(str(file), device="cpu")
+        except Exception as exc:
+            raise ModelError(f"cannot read safetensors weights {path}: {_first_line(exc)}") from exc
+    else:
+        try:
+            state = torch.load(str(file), weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as exc:
+            raise ModelError(
+                f"weights file {path} holds objects that are not weights_only-safe; only weights_only-safe "
+                "files are accepted (save with torch.save(model.state_dict(), path)), or use .safetensors"
+            ) from exc
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise ModelError(f"cannot read weights file {path} (truncated or not torch.save?): {_first_line(exc)}") from exc
+    state = _state_dict(state, path)
+    _check_keys(module, state, path, model)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "mismatch" in ln), _first_line(exc))
+        raise ModelError(f"weights file {path} does not fit the model from {model}: {detail}") from exc
+
+
+def _state_dict(obj: Any, path: str) -> dict[str, Any]:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+    raise ModelError(
+        f"weights file {path} holds no state dict (expected name -> tensor, or a dict with a 'state_dict' "
+        "or 'model' entry)"
+    )
+
+
+def _check_keys(module: "nn.Module", state: dict[str, Any], path: str, model: str) -> None:
+    expected = set(module.state_dict())
+    if set(state) != expected and all(k.startswith("module.") for k in state):
+        state.update({k[len("module."):]: state.pop(k) for k in list(state)})  # saved from DataParallel
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        parts = [f"{label} {_few(keys)}" for label, keys in (("missing keys", missing), ("unexpected keys", unexpected)) if keys]
+        raise ModelError(f"weights file {path} does not match the model from {model}: {'; '.join(parts)}")
+
+
+def _call_factory(location: str) -> "nn.Module":
+    from torch import nn
+
+    module_name, _, attr = location.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot import module {module_name!r} for --model {location} ({type(exc).__name__}: "
+            f"{_first_line(exc)}); is it on PYTHONPATH?"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"module {module_name!r} has no callable {attr!r} for --model {location}")
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ModelError(f"calling {location}() failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{location}() returned {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def _module_file(module_name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ModelError(f"cannot find module {module_name!r} for --model {module_name}:...; is it on PYTHONPATH?")
+    origin = Path(spec.origin) if spec.origin and spec.has_location else None
+    return origin if origin and origin.is_file() else None
+
+
+def _absolute(source: ModelSource) -> ModelSource:
+    location = source.location
+    if source.kind in ("torchscript", "torch-export"):
+        location = str(Path(location).resolve())
+    weights = str(Path(source.weights).resolve()) if source.weights else None
+    return ModelSource(source.kind, location, weights)
+
+
+def _existing(path: str | None, what: str) -> Path:
+    file = Path(str(path))
+    if not file.is_file():
+        raise ModelError(f"{what} file {path} does not exist")
+    return file
+
+
+def _model_name(source: ModelSource) -> str:
+    if source.kind == "torch-callable":
+        return source.location.rpartition(":")[2]
+    return Path(source.location).stem
+
+
+def _slug(name: str) -> str:
+    # '_' separates the fields of an artifact name, so it may not appear inside one.
+    return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
+
+
+def _fmt_shapes(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{n}:{'x'.join(map(str, s))}" for n, s in shapes.items())
+
+
+def _few(keys: list[str], limit: int = 3) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
