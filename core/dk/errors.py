@@ -11,6 +11,10 @@ class DkError(Exception):
     exit_code = 2
 
 
+class UsageError(DkError):
+    """A command-line option has a bad value (the message names the option)."""
+
+
 class PluginNotFound(DkError):
     """``--plugin NAME`` names no installed plugin, or one that failed to load."""
 

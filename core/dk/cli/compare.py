@@ -30,7 +30,9 @@ def compare(plugin_list: str, samples: int | None, **kw: Any) -> None:
     engines = parse_plugin_list(plugin_list)
     opts = make_build_options(kw)
     if opts.artifact:
-        raise click.BadParameter("compare builds one artifact per engine; give --model, not --artifact")
+        from dk.errors import UsageError
+
+        raise UsageError("--artifact: compare builds one artifact per engine; give --model instead")
     report = compare_engines(engines, opts, samples, as_json)
     if as_json:
         render.print_json(report)

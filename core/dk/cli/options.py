@@ -1,8 +1,11 @@
-"""Parsing of the CLI's compact option syntaxes (shapes, key=value, plugin:precision)."""
+"""Parsing of the CLI's compact option syntaxes (shapes, key=value, plugin:precision).
+
+Errors are :class:`dk.errors.UsageError`: one line naming the option, exit code 2.
+"""
 
 from __future__ import annotations
 
-import click
+from dk.errors import UsageError
 
 PRECISIONS = ("fp32", "fp16", "int8")  # as dk.specs.PRECISIONS; not imported to keep --help fast
 
@@ -21,9 +24,7 @@ def parse_shapes(text: str | None, option: str = "--shapes") -> dict[str, tuple[
             if any(d <= 0 for d in shape):
                 raise ValueError
         except ValueError:
-            raise click.BadParameter(
-                f"{part!r} is not NAME:DxDxD with positive integers (e.g. input:1x3x224x224)", param_hint=option
-            ) from None
+            raise UsageError(f"{option}: {part!r} is not NAME:DxDxD with positive integers (e.g. input:1x3x224x224)") from None
         shapes[name] = shape
     return shapes
 
@@ -34,7 +35,7 @@ def parse_key_values(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+            raise UsageError(f"--option: {pair!r} is not KEY=VALUE")
         options[key.strip()] = value.strip()
     return options
 
@@ -46,14 +47,12 @@ def parse_plugin_list(text: str) -> list[tuple[str, str]]:
         name, _, precision = part.strip().partition(":")
         precision = precision or "fp32"
         if not name:
-            raise click.BadParameter(f"empty plugin name in {text!r}", param_hint="--plugins")
+            raise UsageError(f"--plugins: empty plugin name in {text!r}")
         if precision not in PRECISIONS:
-            raise click.BadParameter(
-                f"{part!r}: precision must be one of {', '.join(PRECISIONS)}", param_hint="--plugins"
-            )
+            raise UsageError(f"--plugins: {part!r}: precision must be one of {', '.join(PRECISIONS)}")
         entries.append((name, precision))
     if len(entries) < 2:
-        raise click.BadParameter("give at least two engines to compare, e.g. torch,ort", param_hint="--plugins")
+        raise UsageError("--plugins: give at least two engines to compare, e.g. torch,ort")
     return entries
 
 
@@ -63,10 +62,10 @@ def check_ranges(min_s: dict, opt_s: dict, max_s: dict) -> None:
     for name in names:
         given = [s for s in (min_s.get(name), opt_s.get(name), max_s.get(name)) if s is not None]
         if len({len(s) for s in given}) > 1:
-            raise click.BadParameter(f"input {name!r} has shapes of different rank in min/opt/max")
+            raise UsageError(f"input {name!r} has shapes of different rank in min/opt/max")
         lo, hi = min_s.get(name), max_s.get(name)
         if lo and hi and any(a > b for a, b in zip(lo, hi)):
-            raise click.BadParameter(f"input {name!r}: --min-shapes {lo} exceeds --max-shapes {hi}")
+            raise UsageError(f"input {name!r}: --min-shapes {lo} exceeds --max-shapes {hi}")
         opt = opt_s.get(name)
         if opt and ((lo and any(a > b for a, b in zip(lo, opt))) or (hi and any(a > b for a, b in zip(opt, hi)))):
-            raise click.BadParameter(f"input {name!r}: --opt-shapes {opt} is outside min..max")
+            raise UsageError(f"input {name!r}: --opt-shapes {opt} is outside min..max")

@@ -22,7 +22,8 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 MAX_CHANNELS = 16
 ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu")
-LAYERS_4D = ("conv", "activation", "add", "concat", "maxpool", "averagepool", "globalaveragepool", "flatten")
+# conv is listed twice: it is the op engines most often get wrong, so it is drawn most often.
+LAYERS_4D = ("conv", "conv", "activation", "add", "concat", "maxpool", "averagepool", "globalaveragepool", "flatten")
 LAYERS_2D = ("gemm", "matmul_add", "activation", "add", "concat")
 
 
@@ -187,7 +188,7 @@ def onnx_graphs(draw, max_layers: int = 5, dynamic_batch: bool | None = None, im
     batch = draw(st.integers(1, 4))
     dynamic = draw(st.booleans()) if dynamic_batch is None else dynamic_batch
     seed = draw(st.integers(0, 2**32 - 1))
-    image = draw(st.booleans()) if image_input is None else image_input
+    image = draw(st.integers(0, 2)) > 0 if image_input is None else image_input  # 2/3 images
     if image:
         shape: tuple[int, ...] = (batch, draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 8)))
     else:
