@@ -67,8 +67,7 @@ def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, q
     rows = []
     for (plugin, precision), candidate in zip(engines[1:], outputs[1:]):
         result = compare_outputs(outputs[0], candidate, precision)
-        for row in result.rows():
-            rows.append({"engine": f"{plugin}:{precision}", **row})
+        rows += [{"engine": f"{plugin}:{precision}", **row} for row in comparison_rows(result)]
     count = len(next(iter(outputs[0].values())))
     return {
         "reference": reference_name,
@@ -77,3 +76,15 @@ def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, q
         "rows": rows,
         "passed": all(r["passed"] for r in rows),
     }
+
+
+def comparison_rows(result) -> list[dict[str, Any]]:
+    """Table rows of a :class:`~dk.testing.tolerances.ComparisonResult`, one per output."""
+    rows = [
+        {"output": o.name, "max_abs": o.max_abs, "max_rel": o.max_rel, "mean_rel": o.mean_rel,
+         "cosine": o.cosine, "top1_agreement": o.top1, "passed": o.passed, "failures": list(o.failures)}
+        for o in result.outputs.values()
+    ]
+    if result.failures:
+        rows.append({"output": "-", "passed": False, "failures": list(result.failures)})
+    return rows

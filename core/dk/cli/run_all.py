@@ -108,8 +108,10 @@ def _row(engine: str, precision: str, measured: dict, ref: dict | None, parity) 
         "artifact": measured["artifact"],
     }
     if parity is not None:
-        first = parity.rows()[0]
-        row.update(max_abs=first["max_abs"], cosine=first["cosine"], top1_agreement=first.get("top1_agreement"))
+        from dk.cli.compare import comparison_rows
+
+        first = comparison_rows(parity)[0]
+        row.update(max_abs=first.get("max_abs"), cosine=first.get("cosine"), top1_agreement=first.get("top1_agreement"))
     return row
 
 
