@@ -34,6 +34,8 @@ def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
 
 
 def load_engine(plugin: str, artifact: Artifact, device: str = "cpu", options: Mapping[str, str] | None = None) -> Engine:
+    """Open ``artifact`` with ``plugin`` after checking its files against the manifest."""
+    artifact.verify()
     result = get_plugin_manager().call_stage(plugin, "load", artifact=artifact, device=device, options=dict(options or {}))
     return _expect(result, Engine, plugin, "load_engine")
 

@@ -116,6 +116,19 @@ class Artifact:
                 raise ModelError(f"artifact {path} is missing its file {entry['name']}; re-export it")
         return artifact
 
+    def verify(self) -> None:
+        """Raise :class:`ModelError` when a file differs from what the manifest recorded
+        (truncated, corrupted or replaced since the build)."""
+        for entry in self.manifest.get("files", []):
+            file = self.path / entry["name"]
+            if not file.is_file():
+                raise ModelError(f"artifact {self.path} is missing its file {entry['name']}; re-export it")
+            if file.stat().st_size != entry["size"] or sha256_file(file) != entry["sha256"]:
+                raise ModelError(
+                    f"artifact file {file} is corrupt (size or sha256 differs from dk.json); re-export it "
+                    "with --force"
+                )
+
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "reused": self.reused, **self.manifest}
 
@@ -178,10 +191,10 @@ def _reusable(final: Path, key: str) -> Artifact | None:
         return None
     if artifact.manifest.get("cache_key") != key:
         return None
-    for entry in artifact.manifest["files"]:
-        file = final / entry["name"]
-        if file.stat().st_size != entry["size"] or sha256_file(file) != entry["sha256"]:
-            return None
+    try:
+        artifact.verify()
+    except ModelError:
+        return None
     artifact.reused = True
     return artifact
 

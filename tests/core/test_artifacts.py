@@ -113,3 +113,11 @@ def test_loading_an_artifact_with_a_missing_file_fails(tmp_path):
     artifact.model_file.unlink()
     with pytest.raises(ModelError, match="missing its file m.onnx"):
         Artifact.load(artifact.path)
+
+
+def test_verify_detects_a_file_changed_after_the_build(tmp_path):
+    artifact = _build(tmp_path, [])
+    artifact.verify()
+    artifact.model_file.write_bytes(b"model")
+    with pytest.raises(ModelError, match="is corrupt"):
+        artifact.verify()
