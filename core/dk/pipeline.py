@@ -181,13 +181,15 @@ def _batch_of(engine: Engine, dynamic_default: int) -> int:
 def batches(engine: Engine, x: np.ndarray, size: int = 64) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Feeds over ``x`` in the engine's fixed batch size, or ``size`` when the batch is dynamic."""
     step = _batch_of(engine, size)
+    fixed = isinstance(engine.inputs[0].shape[0], int) if engine.inputs[0].shape else True
+    end = len(x) - step + 1 if fixed else len(x)  # a fixed batch cannot take a partial last batch
     name = engine.inputs[0].name
-    for i in range(0, len(x) - step + 1, step):
+    for i in range(0, max(end, 0), step):
         yield i, {name: np.ascontiguousarray(x[i : i + step])}
 
 
 def run_all(engine: Engine, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs of ``engine`` over all of ``x`` (whole batches only), concatenated per output."""
+    """Outputs of ``engine`` over ``x`` (for a fixed batch size, whole batches only), concatenated."""
     parts: dict[str, list[np.ndarray]] = {}
     for _, feeds in batches(engine, x):
         for key, value in engine.infer(feeds).items():

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
+# Tables are wide; when stdout is a pipe or file, do not squeeze them into 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 STATUS_STYLE = {"ok": "green", "missing-dependency": "yellow", "no-device": "yellow"}
@@ -71,13 +72,15 @@ def rows_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> 
     for _, header in columns:
         table.add_column(header, justify="right" if header not in ("engine", "output", "plugin") else "left")
     for row in rows:
-        table.add_row(*(_fmt(row.get(key)) for key, _ in columns))
+        table.add_row(*(_fmt(row.get(key), key) for key, _ in columns))
     out.print(table)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "-"
+    if key == "cosine" and isinstance(value, float):
+        return f"{value:.6f}"
     if isinstance(value, bool):
         return "[green]yes[/]" if value else "[red]NO[/]"
     if isinstance(value, float):
