@@ -28,7 +28,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "TOLERANCES", "ComparisonResult", "OutputComparison", "Tolerance", "compare_outputs", "tolerance_for", *_LAZY,
+    "TOLERANCES", "ComparisonResult", "OutputComparison", "Tolerance", "compare_outputs", "tolerance_for",
+    *_LAZY,
 ]
 
 

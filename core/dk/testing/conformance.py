@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,12 +176,15 @@ class BackendConformance:
     @pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
     def test_reduced_precision_matches_reference(self, runs, precision):
         self._require_precision(precision)
-        result = compare_outputs(reference_eval_outputs(), runs.eval_outputs(self.plugin, precision), precision)
+        candidate = runs.eval_outputs(self.plugin, precision)
+        result = compare_outputs(reference_eval_outputs(), candidate, precision)
         assert result.passed, result.summary()
 
     # -- clear errors on bad input -----------------------------------------------------------
 
-    @pytest.mark.parametrize("case", ["wrong-rank", "wrong-dtype", "wrong-shape", "missing-input", "extra-input"])
+    @pytest.mark.parametrize(
+        "case", ["wrong-rank", "wrong-dtype", "wrong-shape", "missing-input", "extra-input"]
+    )
     def test_bad_input_raises_input_error(self, runs, case):
         engine = runs.engine(self.plugin)
         name, x = engine.inputs[0].name, eval_split()[0][:2]
@@ -216,7 +218,8 @@ class BackendConformance:
             path.write_bytes(data[: len(data) // 2])
         else:
             path.write_text("this is a text file, not an ONNX model\n")
-        request = ExportRequest(source=ModelSource("onnx", str(path)), out_dir=tmp_path / "out", device=self.device)
+        source = ModelSource("onnx", str(path))
+        request = ExportRequest(source=source, out_dir=tmp_path / "out", device=self.device)
         with pytest.raises(ModelError):
             api.export(self.plugin, request)
 

@@ -23,7 +23,9 @@ OUTPUT_NAME = "output"
 MAX_CHANNELS = 16
 ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu")
 # conv is listed twice: it is the op engines most often get wrong, so it is drawn most often.
-LAYERS_4D = ("conv", "conv", "activation", "add", "concat", "maxpool", "averagepool", "globalaveragepool", "flatten")
+LAYERS_4D = (
+    "conv", "conv", "activation", "add", "concat", "maxpool", "averagepool", "globalaveragepool", "flatten",
+)
 LAYERS_2D = ("gemm", "matmul_add", "activation", "add", "concat")
 
 
@@ -115,7 +117,9 @@ def _conv(draw, b: _Builder, source: str, out_channels: int | None = None, same:
     return out
 
 
-def _dense(draw, b: _Builder, source: str, out_features: int | None = None, use_gemm: bool | None = None) -> str:
+def _dense(
+    draw, b: _Builder, source: str, out_features: int | None = None, use_gemm: bool | None = None
+) -> str:
     n, f = b.shape
     out_f = out_features or draw(st.integers(1, 16))
     gemm = draw(st.booleans()) if use_gemm is None else use_gemm
@@ -123,7 +127,8 @@ def _dense(draw, b: _Builder, source: str, out_features: int | None = None, use_
     if gemm:
         trans_b = draw(st.booleans())
         weight = b.weight((out_f, f) if trans_b else (f, out_f), fan_in=f)
-        out = b.node("Gemm", [source, weight, bias], label=f"Gemm({f}->{out_f},transB={int(trans_b)})", transB=int(trans_b))
+        label = f"Gemm({f}->{out_f},transB={int(trans_b)})"
+        out = b.node("Gemm", [source, weight, bias], label=label, transB=int(trans_b))
     else:
         weight = b.weight((f, out_f), fan_in=f)
         product = b.node("MatMul", [source, weight], label=f"MatMul({f}->{out_f})")
@@ -182,7 +187,9 @@ def _value_info(name: str, shape: tuple[int, ...], dynamic: bool) -> onnx.ValueI
 
 
 @st.composite
-def onnx_graphs(draw, max_layers: int = 5, dynamic_batch: bool | None = None, image_input: bool | None = None):
+def onnx_graphs(
+    draw, max_layers: int = 5, dynamic_batch: bool | None = None, image_input: bool | None = None
+):
     """Strategy for :class:`GeneratedGraph`: an NCHW image or (batch, features) input through
     1..``max_layers`` layers to one float32 output, batch 1..4, dynamic or fixed batch."""
     batch = draw(st.integers(1, 4))
@@ -190,7 +197,8 @@ def onnx_graphs(draw, max_layers: int = 5, dynamic_batch: bool | None = None, im
     seed = draw(st.integers(0, 2**32 - 1))
     image = draw(st.integers(0, 2)) > 0 if image_input is None else image_input  # 2/3 images
     if image:
-        shape: tuple[int, ...] = (batch, draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 8)))
+        channels, height, width = (draw(st.integers(1, 8)) for _ in range(3))
+        shape: tuple[int, ...] = (batch, channels, height, width)
     else:
         shape = (batch, draw(st.integers(1, 32)))
     b = _Builder(np.random.default_rng(seed), shape)
@@ -205,7 +213,8 @@ def onnx_graphs(draw, max_layers: int = 5, dynamic_batch: bool | None = None, im
         b.nodes, "generated", [_value_info(INPUT_NAME, input_shape, dynamic)],
         [_value_info(OUTPUT_NAME, b.shape, dynamic)], initializer=b.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dk.testing")
+    opsets = [helper.make_opsetid("", OPSET)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="dk.testing")
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     return GeneratedGraph(tuple(b.ops), batch, dynamic, seed, model)

@@ -106,7 +106,8 @@ class DefaultModelRuns:
             )
             return api.quantize(plugin, request)
         request = ExportRequest(
-            source=DEFAULT_SOURCE, out_dir=self.out_dir, precision=precision, device=self.device, force=force
+            source=DEFAULT_SOURCE, out_dir=self.out_dir, precision=precision, device=self.device,
+            force=force,
         )
         return api.export(plugin, request)
 

@@ -24,7 +24,8 @@ def compare_with_reference(
     from onnx.reference import ReferenceEvaluator
 
     path = graph.save(root)
-    request = ExportRequest(source=ModelSource("onnx", str(path)), out_dir=root / "artifacts", device=device)
+    source = ModelSource("onnx", str(path))
+    request = ExportRequest(source=source, out_dir=root / "artifacts", device=device)
     artifact = api.export(plugin, request)
     feeds = graph.feeds(seed)
     with api.load_engine(plugin, artifact, device, dict(load_options or {})) as engine:

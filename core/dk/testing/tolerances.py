@@ -53,7 +53,8 @@ def tolerance_for(precision: str) -> Tolerance:
     try:
         return TOLERANCES[precision]
     except KeyError:
-        raise ValueError(f"no tolerance for precision {precision!r}; expected one of {sorted(TOLERANCES)}") from None
+        known = sorted(TOLERANCES)
+        raise ValueError(f"no tolerance for precision {precision!r}; expected one of {known}") from None
 
 
 @attrs.frozen
@@ -132,8 +133,8 @@ def compare_output(name: str, reference: Any, candidate: Any, tolerance: Toleran
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape:
         nan = float("nan")
-        return OutputComparison(name, tuple(ref.shape), nan, nan, nan, 0.0, None, False,
-                                (f"shape {list(cand.shape)} differs from the reference's {list(ref.shape)}",))
+        why = f"shape {list(cand.shape)} differs from the reference's {list(ref.shape)}"
+        return OutputComparison(name, tuple(ref.shape), nan, nan, nan, 0.0, None, False, (why,))
     failures = []
     if not np.all(np.isfinite(cand) == np.isfinite(ref)):
         failures.append("non-finite values where the reference has finite ones (or the reverse)")
