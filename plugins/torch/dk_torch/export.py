@@ -18,17 +18,22 @@ PLUGIN = "torch"
 
 
 def export_onnx(request: ExportRequest) -> Artifact:
-    """Export ``request.source`` to fp32 ONNX, or reuse the cached artifact built from the same inputs."""
+    """Export ``request.source`` to fp32 ONNX, or reuse the cached artifact of the same inputs."""
     if request.precision != "fp32":
         raise DkError(
-            f"the torch plugin exports fp32 ONNX only, not {request.precision}; export fp32 here and "
-            f"convert it with the ort plugin (dk run quantize --plugin ort --precision {request.precision})"
+            f"the torch plugin exports fp32 ONNX only, not {request.precision}; export fp32 here "
+            "and convert it with the ort plugin (dk run quantize --plugin ort --precision "
+            f"{request.precision})"
         )
     plan = plan_source(request)
     simplifier = _simplifier() if request.simplify else None
     specs = [_dynamic_spec(s, request) for s in plan.inputs]
-    name = artifact_name(plan.name, input_hw(specs[0]) if specs else None, "fp32",
-                         version=str(plan.meta.get("version", "1.0")))
+    name = artifact_name(
+        plan.name,
+        input_hw(specs[0]) if specs else None,
+        "fp32",
+        version=str(plan.meta.get("version", "1.0")),
+    )
     # Versions from package metadata: a cache hit must not pay for importing torch.
     tools = {"torch": metadata.version("torch"), "onnx": metadata.version("onnx")}
     return build_artifact(
@@ -44,8 +49,13 @@ def export_onnx(request: ExportRequest) -> Artifact:
     )
 
 
-def _build(folder: Path, filename: str, plan: SourcePlan, request: ExportRequest,
-           simplifier: Callable[[Any], Any] | None) -> BuiltModel:
+def _build(
+    folder: Path,
+    filename: str,
+    plan: SourcePlan,
+    request: ExportRequest,
+    simplifier: Callable[[Any], Any] | None,
+) -> BuiltModel:
     import torch
 
     from dk.onnx_io import io_specs, load_onnx
@@ -61,17 +71,24 @@ def _build(folder: Path, filename: str, plan: SourcePlan, request: ExportRequest
             # The legacy exporter warns that it is legacy, and about its own internals.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="no signature found for <torch.ScriptMethod")
+            # PRESERVE warns about constant folding in training mode; set_eval made it eval mode.
+            warnings.filterwarnings("ignore", message="It is recommended that constant folding")
             torch.onnx.export(
-                module, example, str(path),
+                module,
+                example,
+                str(path),
                 dynamo=False,
                 opset_version=request.opset,
                 input_names=[s.name for s in plan.inputs],
                 output_names=plan.output_names,
                 dynamic_axes=_dynamic_axes(plan, request) or None,
-                training=torch.onnx.TrainingMode.PRESERVE,  # already eval; .pt2 modules refuse train()
+                training=torch.onnx.TrainingMode.PRESERVE,  # .pt2 modules refuse train(False)
             )
     except Exception as exc:
-        raise ModelError(f"torch.onnx.export failed for {plan.info.location}: {_one_line(exc)}") from exc
+        raise ModelError(
+            f"torch.onnx.export failed for {plan.info.location}: {_one_line(exc)}"
+        ) from exc
     if simplifier is not None:
         import onnx
 
@@ -113,13 +130,20 @@ def _with_range(spec: TensorSpec, request: ExportRequest) -> TensorSpec:
     lo, hi = request.min_shapes.get(spec.name), request.max_shapes.get(spec.name)
     if lo is None and hi is None:
         return spec
-    return attrs.evolve(spec, min_shape=tuple(lo) if lo else None, max_shape=tuple(hi) if hi else None)
+    return attrs.evolve(
+        spec, min_shape=tuple(lo) if lo else None, max_shape=tuple(hi) if hi else None
+    )
 
 
 def _check_program_shapes(module: Any, plan: SourcePlan, request: ExportRequest) -> None:
     """A torch.export program fixes every axis it was not exported as dynamic; refuse to pretend."""
     placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
-    for spec, node in zip(plan.inputs, placeholders):
+    if len(placeholders) != len(plan.inputs):
+        raise ModelError(
+            f"{plan.info.location} takes {len(placeholders)} input(s), but --shapes names "
+            f"{len(plan.inputs)}; give one name:shape per input"
+        )
+    for spec, node in zip(plan.inputs, placeholders, strict=True):
         value = node.meta.get("val")
         shape = getattr(value, "shape", None)
         if shape is None:
@@ -128,8 +152,9 @@ def _check_program_shapes(module: Any, plan: SourcePlan, request: ExportRequest)
             if axis < len(shape) and isinstance(shape[axis], int):
                 raise ModelError(
                     f"{plan.info.location} was saved by torch.export with a static {label} axis "
-                    f"(input {spec.name!r} axis {axis} = {shape[axis]}); export it with static shapes "
-                    "(dynamic_batch off) or re-save it with torch.export.export(..., dynamic_shapes=...)"
+                    f"(input {spec.name!r} axis {axis} = {shape[axis]}); export it with --static "
+                    "(dynamic_batch=False) or re-save it with "
+                    "torch.export.export(..., dynamic_shapes=...)"
                 )
 
 
@@ -144,12 +169,16 @@ def _simplifier() -> Callable[[Any], Any]:
     try:
         import onnxsim
     except ImportError:
-        raise MissingDependency("simplify needs onnxslim (or onnxsim): pip install onnxslim") from None
+        raise MissingDependency(
+            "simplify needs onnxslim (or onnxsim): pip install onnxslim"
+        ) from None
 
     def simplify(model: Any) -> Any:
         simplified, ok = onnxsim.simplify(model)
         if not ok:
-            raise ModelError("onnxsim could not validate the simplified model; export without simplify")
+            raise ModelError(
+                "onnxsim could not validate the simplified model; export without simplify"
+            )
         return simplified
 
     return simplify

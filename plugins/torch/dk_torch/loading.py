@@ -46,14 +46,19 @@ class SourcePlan:
 def plan_source(request: ExportRequest) -> SourcePlan:
     """Check the source and shapes of ``request`` and fingerprint the source (no torch import)."""
     source = _absolute(request.source)
+    if source.kind not in TORCH_KINDS:
+        raise ModelError(
+            "the torch plugin exports torch models (default, module:factory, TorchScript, .pt2), "
+            f"not a {source.kind!r} source; use an ONNX plugin such as --plugin ort for it"
+        )
     if source.kind == "default":
         from dk.sources import default_model_meta
 
         shapes = request.shapes or {DEFAULT_INPUT: DEFAULT_SHAPE}
         if list(shapes) != [DEFAULT_INPUT] or len(shapes[DEFAULT_INPUT]) != 4:
             raise ModelError(
-                f"the default model has one input 'input' of rank 4 (batch x 1 x 8 x 8); got --shapes for "
-                f"{_fmt_shapes(shapes)}"
+                "the default model has one input 'input' of rank 4 (batch x 1 x 8 x 8); got "
+                f"--shapes for {_fmt_shapes(shapes)}"
             )
         meta = default_model_meta()
         outputs = ["logits"]
@@ -65,7 +70,9 @@ def plan_source(request: ExportRequest) -> SourcePlan:
                 "input:1x3x224x224 (one name:shape per input, in forward() order)"
             )
         shapes = request.shapes
-        outputs = [n.strip() for n in request.options.get("output_names", "").split(",") if n.strip()]
+        outputs = [
+            n.strip() for n in request.options.get("output_names", "").split(",") if n.strip()
+        ]
         outputs = outputs or [DEFAULT_OUTPUT]
         name = _model_name(source)
         meta = {"name": name, "task": request.options.get("task", "unknown")}
@@ -83,23 +90,24 @@ def source_sha256(source: ModelSource) -> str:
 
         return sha256_file(WEIGHTS_PATH)
     if source.kind == "torch-callable":
-        module_file = _module_file(source.location.split(":")[0])
+        module_file = _module_file(source.location)
         return sha256_json(
             {
                 "factory": source.location,
                 "module_sha256": sha256_file(module_file) if module_file else None,
-                "weights_sha256": sha256_file(_existing(source.weights, "weights")) if source.weights else None,
+                "weights_sha256": sha256_file(_existing(source.weights, "weights"))
+                if source.weights
+                else None,
             }
         )
     if source.kind in ("torchscript", "torch-export"):
         digest = sha256_file(_existing(source.location, "model"))
         if source.weights:
-            return sha256_json({"model": digest, "weights": sha256_file(_existing(source.weights, "weights"))})
+            return sha256_json(
+                {"model": digest, "weights": sha256_file(_existing(source.weights, "weights"))}
+            )
         return digest
-    raise ModelError(
-        f"the torch plugin exports torch models (default, module:factory, TorchScript, .pt2), not a "
-        f"{source.kind!r} source; use an ONNX plugin such as --plugin ort for it"
-    )
+    raise ModelError(f"the torch plugin cannot read a {source.kind!r} source")
 
 
 def load_module(source: ModelSource) -> "nn.Module":
@@ -117,19 +125,19 @@ def load_module(source: ModelSource) -> "nn.Module":
             module = torch.jit.load(str(_existing(source.location, "model")), map_location="cpu")
         except (RuntimeError, ValueError) as exc:
             raise ModelError(
-                f"cannot load {source.location} as TorchScript ({_first_line(exc)}); a state dict needs "
-                f"--model module.path:factory --weights {source.location}"
+                f"cannot load {source.location} as TorchScript ({_first_line(exc)}); a state dict "
+                f"needs --model module.path:factory --weights {source.location}"
             ) from exc
     elif source.kind == "torch-export":
         try:
             module = torch.export.load(str(_existing(source.location, "model"))).module()
         except Exception as exc:  # torch.export.load raises many kinds for a bad file
             raise ModelError(
-                f"cannot load {source.location} as a torch.export program (.pt2): {_first_line(exc)}"
+                f"cannot load {source.location} as a torch.export program (.pt2): "
+                f"{_first_line(exc)}"
             ) from exc
     else:
-        source_sha256(source)  # raises the clear error for a non-torch kind
-        raise AssertionError(source.kind)
+        raise ModelError(f"the torch plugin cannot read a {source.kind!r} source")
     if source.weights:
         load_weights(module, source.weights, source.location)
     set_eval(module)
@@ -137,7 +145,7 @@ def load_module(source: ModelSource) -> "nn.Module":
 
 
 def set_eval(module: "nn.Module") -> None:
-    """Put ``module`` in eval mode; torch.export modules refuse ``eval()``, so flag them directly."""
+    """Put ``module`` in eval mode; torch.export modules refuse ``eval()``: flag them directly."""
     try:
         module.eval()
     except NotImplementedError:
@@ -155,7 +163,9 @@ def load_weights(module: "nn.Module", path: str, model: str) -> None:
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise MissingDependency(f"reading {path} needs safetensors: pip install safetensors") from None
+            raise MissingDependency(
+                f"reading {path} needs safetensors: pip install safetensors"
+            ) from None
         try:
             state = load_file(str(file), device="cpu")
         except Exception as exc:
@@ -165,18 +175,26 @@ def load_weights(module: "nn.Module", path: str, model: str) -> None:
             state = torch.load(str(file), weights_only=True, map_location="cpu")
         except pickle.UnpicklingError as exc:
             raise ModelError(
-                f"weights file {path} holds objects that are not weights_only-safe; only weights_only-safe "
-                "files are accepted (save with torch.save(model.state_dict(), path)), or use .safetensors"
+                f"weights file {path} holds objects that are not weights_only-safe; only "
+                "weights_only-safe files are accepted (save with torch.save(model.state_dict(), "
+                "path)), or use .safetensors"
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise ModelError(f"cannot read weights file {path} (truncated or not torch.save?): {_first_line(exc)}") from exc
+            raise ModelError(
+                f"cannot read weights file {path} (truncated or not torch.save?): "
+                f"{_first_line(exc)}"
+            ) from exc
     state = _state_dict(state, path)
     _check_keys(module, state, path, model)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        detail = next((ln.strip() for ln in str(exc).splitlines() if "mismatch" in ln), _first_line(exc))
-        raise ModelError(f"weights file {path} does not fit the model from {model}: {detail}") from exc
+        detail = next(
+            (ln.strip() for ln in str(exc).splitlines() if "mismatch" in ln), _first_line(exc)
+        )
+        raise ModelError(
+            f"weights file {path} does not fit the model from {model}: {detail}"
+        ) from exc
 
 
 def _state_dict(obj: Any, path: str) -> dict[str, Any]:
@@ -190,19 +208,27 @@ def _state_dict(obj: Any, path: str) -> dict[str, Any]:
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return dict(obj)
     raise ModelError(
-        f"weights file {path} holds no state dict (expected name -> tensor, or a dict with a 'state_dict' "
-        "or 'model' entry)"
+        f"weights file {path} holds no state dict (expected name -> tensor, or a dict with a "
+        "'state_dict' or 'model' entry)"
     )
 
 
 def _check_keys(module: "nn.Module", state: dict[str, Any], path: str, model: str) -> None:
     expected = set(module.state_dict())
     if set(state) != expected and all(k.startswith("module.") for k in state):
-        state.update({k[len("module."):]: state.pop(k) for k in list(state)})  # saved from DataParallel
+        state.update(
+            {k[len("module.") :]: state.pop(k) for k in list(state)}
+        )  # saved from DataParallel
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        parts = [f"{label} {_few(keys)}" for label, keys in (("missing keys", missing), ("unexpected keys", unexpected)) if keys]
-        raise ModelError(f"weights file {path} does not match the model from {model}: {'; '.join(parts)}")
+        parts = [
+            f"{label} {_few(keys)}"
+            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected))
+            if keys
+        ]
+        raise ModelError(
+            f"weights file {path} does not match the model from {model}: {'; '.join(parts)}"
+        )
 
 
 def _call_factory(location: str) -> "nn.Module":
@@ -222,19 +248,27 @@ def _call_factory(location: str) -> "nn.Module":
     try:
         model = factory()
     except Exception as exc:
-        raise ModelError(f"calling {location}() failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ModelError(
+            f"calling {location}() failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     if not isinstance(model, nn.Module):
-        raise ModelError(f"{location}() returned {type(model).__name__}, expected a torch.nn.Module")
+        raise ModelError(
+            f"{location}() returned {type(model).__name__}, expected a torch.nn.Module"
+        )
     return model
 
 
-def _module_file(module_name: str) -> Path | None:
+def _module_file(location: str) -> Path | None:
+    """The file that defines the factory's module, found without running it (None for builtins)."""
+    module_name = location.partition(":")[0]
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
         spec = None
     if spec is None:
-        raise ModelError(f"cannot find module {module_name!r} for --model {module_name}:...; is it on PYTHONPATH?")
+        raise ModelError(
+            f"cannot find module {module_name!r} for --model {location}; is it on PYTHONPATH?"
+        )
     origin = Path(spec.origin) if spec.origin and spec.has_location else None
     return origin if origin and origin.is_file() else None
 

@@ -1,7 +1,8 @@
 """dk plugin ``torch``: torch model loading, torch -> ONNX export and the torch reference engine.
 
 The hooks are thin: the work lives in :mod:`dk_torch.export` and :mod:`dk_torch.engine`, imported
-only when a hook runs, so that importing this module (``dk doctor``, ``dk --help``) never imports torch.
+only when a hook runs, so that importing this module (``dk doctor``, ``dk --help``) never imports
+torch.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def _probe(info: "PluginInfo") -> None:
     info.details["cuda_available"] = cuda
     info.details["cuda_build"] = torch.version.cuda or "none (CPU-only build)"
     if cuda:
-        info.details["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info.details["cuda_devices"] = [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
 
 
 @hookimpl
