@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -132,17 +134,51 @@ def to_fp16(path: Path) -> None:
     except ImportError as exc:
         raise MissingDependency(f"fp16 export needs onnxruntime.transformers, which fails to import here ({exc})") from None
     model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    sort_nodes(model.graph)
     onnx.save(model, str(path))
+
+
+def sort_nodes(graph: Any) -> None:
+    """Order nodes topologically (the fp16 converter appends its input casts at the end)."""
+    nodes = list(graph.node)
+    producer = {name: i for i, n in enumerate(nodes) for name in n.output if name}
+    deps = [{producer[x] for x in n.input if x in producer} for n in nodes]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    waiting = [len(d) for d in deps]
+    queue = [i for i, w in enumerate(waiting) if w == 0]
+    order = []
+    while queue:
+        i = heapq.heappop(queue)
+        order.append(i)
+        for k in users.get(i, ()):
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(queue, k)
+    if len(order) != len(nodes) or order == sorted(order):
+        return  # a cycle (leave it to ORT to report) or already sorted
+    copies = [type(nodes[i])() for i in order]
+    for copy, i in zip(copies, order):
+        copy.CopyFrom(nodes[i])
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def write_ort(onnx_path: Path, level: str) -> str:
     """Write the ORT flatbuffer beside ``onnx_path`` with onnxruntime's converter; return its name."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
     try:
         from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
     except ImportError as exc:
         raise MissingDependency(f"format=ort needs onnxruntime.tools, which fails to import here ({exc})") from None
+    finally:  # its logger module calls logging.basicConfig on import: undo that
+        root.handlers[:] = handlers
     target = onnx_path.with_suffix(".ort")
-    with tempfile.TemporaryDirectory(dir=onnx_path.parent) as tmp, _env(
+    quiet = logging.getLogger("ort_format_model.utils")
+    with _quiet(quiet), tempfile.TemporaryDirectory(dir=onnx_path.parent) as tmp, _env(
         "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL", level
     ), contextlib.redirect_stdout(io.StringIO()) as log:
         try:
@@ -154,6 +190,16 @@ def write_ort(onnx_path: Path, level: str) -> str:
             raise ModelError(f"onnxruntime wrote no .ort file for {onnx_path.name}: {log.getvalue().strip()[-200:]}")
         shutil.move(str(produced[0]), target)
     return target.name
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger):
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 @contextlib.contextmanager

@@ -47,11 +47,15 @@ def parse_int(options: Mapping[str, str], key: str, default: int) -> int:
     return value
 
 
-def session_options(level: str = "all", threads: int = 0, optimized_path: Path | None = None) -> Any:
-    """SessionOptions for an optimisation level, intra-op thread count (0 = ORT's default) and an
-    optional file to save the optimised graph to."""
+def session_options(
+    level: str = "all", threads: int = 0, optimized_path: Path | None = None, spin: bool = True
+) -> Any:
+    """SessionOptions for an optimisation level, intra-op thread count (0 = ORT's default), an
+    optional file to save the optimised graph to, and whether idle worker threads spin."""
     ort = require_ort()
     so = ort.SessionOptions()
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
     so.intra_op_num_threads = threads
     so.log_severity_level = 3  # errors only: ORT's warnings are not actionable for dk users
