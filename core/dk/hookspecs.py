@@ -102,8 +102,9 @@ def dk_quantize(request: QuantizeRequest) -> Artifact | None:
 def dk_load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> Engine | None:
     """Open an artifact as an engine ready to run on a device.
 
-    :param artifact: An artifact written by this plugin's export or quantize (or, for engines
-        that run ONNX, any ONNX artifact).
+    :param artifact: An artifact written by this plugin's export or quantize. Engines that run
+        ONNX may accept any artifact of format ``onnx``; others (the torch engine) refuse artifacts
+        of other plugins with a :class:`dk.errors.ModelError` naming the plugin to use.
     :param device: ``cpu``, ``cuda``, ``cuda:1``, ``tensorrt``..., as the user gave it.
         Raise :class:`dk.errors.DeviceError` naming what is missing when it is not available.
     :param options: Plugin-specific runtime options (``--option key=value``).

@@ -93,8 +93,8 @@ def io_specs(model: "onnx.ModelProto") -> tuple[list[TensorSpec], list[TensorSpe
 def set_input_shapes(
     model: "onnx.ModelProto", shapes: dict[str, tuple[int, ...]], dynamic_batch: bool
 ) -> "onnx.ModelProto":
-    """Fix the model's input dims in place: ``shapes`` gives whole static shapes by input name;
-    without one, a dynamic batch axis is set to 1 unless ``dynamic_batch``. Output shapes are
+    """Fix the model's input dims in place: ``shapes`` gives shapes by input name, and a dynamic
+    batch axis stays dynamic when ``dynamic_batch`` (it takes the given size, or 1, otherwise). Output shapes are
     re-inferred. Raises :class:`ModelError` for a name or rank that does not match."""
     import onnx
 
@@ -114,6 +114,8 @@ def set_input_shapes(
                     f"{len(spec.shape)} ({list(spec.shape)})"
                 )
             for axis, (dim, want, have) in enumerate(zip(dims, shape, spec.shape)):
+                if axis == 0 and dynamic_batch and isinstance(have, str):
+                    continue  # --shapes gives the example size; the batch stays dynamic unless --static
                 if isinstance(have, int) and have != want:
                     raise ModelError(
                         f"--shapes sets {spec.name!r} axis {axis} to {want}, but the model fixes it to {have}"

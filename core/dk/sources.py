@@ -62,8 +62,9 @@ def default_model_meta() -> dict[str, Any]:
     return {k: meta[k] for k in keys if k in meta}
 
 
-def _name_from_stem(stem: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower() or "model"
+def model_slug(name: str) -> str:
+    """A model name fit for an artifact name: ``_`` separates its fields, so it may not appear."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
 
 
 def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> OnnxModel:
@@ -78,7 +79,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
     if source.kind == "onnx":
         load_onnx(source.path)  # validates: existence, format, truncation, external data
         info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path))
-        return OnnxModel(source.path, info, {}, _name_from_stem(source.path.stem))
+        return OnnxModel(source.path, info, {}, model_slug(source.path.stem))
     if source.kind == "artifact":
         artifact = Artifact.load(source.path)
         if artifact.format != "onnx":
@@ -91,7 +92,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
             artifact.model_file,
             SourceInfo("artifact", str(source.path.resolve()), artifact.manifest["files"][0]["sha256"]),
             meta,
-            meta.get("name", _name_from_stem(artifact.name)),
+            meta.get("name", model_slug(artifact.name)),
         )
     # torch sources: the torch plugin exports them (cached like every artifact).
     from dk.plugins import get_plugin_manager

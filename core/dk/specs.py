@@ -91,7 +91,9 @@ class ExportRequest:
     :ivar source: The model to export.
     :ivar out_dir: Parent folder; the artifact goes to ``out_dir/<plugin>/<artifact name>/``.
     :ivar precision: ``fp32``, ``fp16`` or ``int8``.
-    :ivar shapes: Static input shapes by input name (``--shapes``); empty means the model's own.
+    :ivar shapes: Input shapes by input name (``--shapes``); empty means the model's own. They fix
+        every axis except a dynamic batch axis, which stays dynamic unless ``dynamic_batch`` is false
+        (``--static``), as in torch's export with example inputs.
     :ivar min_shapes/opt_shapes/max_shapes: Ranges for dynamic inputs (optimisation profiles).
     :ivar dynamic_batch: Keep the batch axis dynamic.
     :ivar dynamic_hw: Also keep height and width dynamic (4-D image inputs).

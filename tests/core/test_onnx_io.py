@@ -72,9 +72,15 @@ def test_external_data_inside_the_folder_is_read(tmp_path):
 
 
 def test_set_input_shapes_fixes_dims_and_reinfers_outputs():
-    model = set_input_shapes(load_onnx(ONNX_PATH), {"input": (4, 1, 8, 8)}, dynamic_batch=True)
+    model = set_input_shapes(load_onnx(ONNX_PATH), {"input": (4, 1, 8, 8)}, dynamic_batch=False)
     inputs, outputs = io_specs(model)
     assert inputs[0].shape == (4, 1, 8, 8) and outputs[0].shape == (4, 10)
+
+
+def test_set_input_shapes_keeps_a_dynamic_batch_unless_static():
+    model = set_input_shapes(load_onnx(ONNX_PATH), {"input": (4, 1, 8, 8)}, dynamic_batch=True)
+    inputs, outputs = io_specs(model)
+    assert inputs[0].shape == ("batch", 1, 8, 8) and outputs[0].shape[1:] == (10,)
 
 
 @pytest.mark.parametrize("shapes, message", [

@@ -18,7 +18,7 @@ _BUILD_OPTIONS = [
                  "instead of building one."),
     click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("dk-artifacts"),
                  show_default=True, help="Where artifacts are written."),
-    click.option("--shapes", help="Static input shapes, NAME:1x3x224x224[,NAME2:...]."),
+    click.option("--shapes", help="Input shapes, NAME:1x3x224x224[,NAME2:...]; the batch axis stays dynamic unless --static."),
     click.option("--min-shapes", help="Minimum shapes of dynamic inputs (optimisation profile)."),
     click.option("--opt-shapes", help="Optimal shapes of dynamic inputs."),
     click.option("--max-shapes", help="Maximum shapes of dynamic inputs."),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import attrs
 from dk.artifacts import SourceInfo, sha256_file, sha256_json
 from dk.errors import MissingDependency, ModelError
 from dk.specs import ExportRequest, ModelSource, TensorSpec
+from dk.sources import model_slug
 
 if TYPE_CHECKING:
     from torch import nn
@@ -76,7 +76,7 @@ def plan_source(request: ExportRequest) -> SourcePlan:
         outputs = outputs or [DEFAULT_OUTPUT]
         name = _model_name(source)
         meta = {"name": name, "task": request.options.get("task", "unknown")}
-    name = _slug(request.options.get("name", name))
+    name = model_slug(request.options.get("name", name))
     meta = {**meta, "name": name}
     inputs = [TensorSpec(n, tuple(int(d) for d in s), "float32") for n, s in shapes.items()]
     info = SourceInfo(source.kind, source.location, source_sha256(source))
@@ -292,11 +292,6 @@ def _model_name(source: ModelSource) -> str:
     if source.kind == "torch-callable":
         return source.location.rpartition(":")[2]
     return Path(source.location).stem
-
-
-def _slug(name: str) -> str:
-    # '_' separates the fields of an artifact name, so it may not appear inside one.
-    return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
 
 
 def _fmt_shapes(shapes: dict[str, tuple[int, ...]]) -> str:
