@@ -15,7 +15,6 @@ def dk_describe(probe: bool) -> PluginInfo:
     return PluginInfo(
         name="core",
         kind="platform",
-        formats_in=["onnx"],
         details={"hw_stats": ["cpu.util", "process.rss", "system.ram_used"]},
     )
 

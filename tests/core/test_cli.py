@@ -86,3 +86,9 @@ def test_not_onnx_and_truncated_model_files_are_one_line_errors(tmp_path):
         assert "is not a valid ONNX" in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "ort").exists() or not any((tmp_path / "out" / "ort").iterdir())
+
+
+def test_debug_flag_shows_the_traceback():
+    proc = run_dk("--debug", "run", "export", "--plugin", "nope")
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "PluginNotFound" in proc.stderr

@@ -12,7 +12,7 @@ from rich.table import Table
 
 # Tables are wide; when stdout is a pipe or file, do not squeeze them into 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 STATUS_STYLE = {"ok": "green", "missing-dependency": "yellow", "no-device": "yellow"}
 

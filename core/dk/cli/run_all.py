@@ -60,21 +60,24 @@ def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iteratio
         with render.step(f"benchmarking {reference} fp32", quiet):
             ref = _measure(reference, ref_artifact, opts, data, batch, warmup, iterations)
         rows.append(_row(reference, "fp32", ref, None, None))
+    # Speed-up and parity are measured against the reference or, without one, the plugin's own fp32.
+    baseline, baseline_name = ref, (f"{reference} fp32" if ref else f"{plugin} fp32")
     for precision, artifact in builds:
         if data is None:
             with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
                 data = pipeline.eval_data(opts, engine)
         with render.step(f"benchmarking {plugin} {precision}", quiet):
             measured = _measure(plugin, artifact, opts, data, batch, warmup, iterations)
-        parity = compare_outputs(ref["outputs"], measured["outputs"], precision) if ref else None
-        rows.append(_row(plugin, precision, measured, ref, parity))
+        parity = compare_outputs(baseline["outputs"], measured["outputs"], precision) if baseline else None
+        rows.append(_row(plugin, precision, measured, baseline, parity))
+        baseline = baseline or measured
     if data is None:
         raise DkError("nothing was built")
     model_meta = builds[0][1].model_meta
     report = {
         "stage": "all",
         "plugin": plugin,
-        "reference": reference if ref else None,
+        "reference": baseline_name,
         "model": model_meta.get("name"),
         "trained_accuracy": model_meta.get("trained_accuracy"),
         "data": data.name,
@@ -89,7 +92,7 @@ def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iteratio
         failed = ", ".join(f"{r['engine']} {r['precision']}" for r in rows if r["parity_ok"] is False)
         from dk.errors import ToleranceExceeded
 
-        raise ToleranceExceeded(f"outside tolerance against {reference}: {failed}")
+        raise ToleranceExceeded(f"outside tolerance against {baseline_name}: {failed}")
     return report
 
 
@@ -121,7 +124,7 @@ def _print(report: dict) -> None:
         f"model {report['model']}: {report['samples']} held-out samples ({report['data']})"
         + (f", accuracy when trained {acc:.2%}" if acc is not None else "")
     )
-    ref = report["reference"] or "-"
+    ref = report["reference"]
     render.rows_table(f"dk run all --plugin {report['plugin']} (batch {report['batch']})", report["rows"], [
         ("engine", "engine"), ("precision", "precision"), ("accuracy", "accuracy"), ("p50_ms", "p50 ms"),
         ("p90_ms", "p90 ms"), ("throughput", "samples/s"), ("speedup", f"speed-up vs {ref}"),
