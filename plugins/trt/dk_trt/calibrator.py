@@ -1,0 +1,77 @@
+"""TensorRT 10.x implicit int8 calibration: an IInt8EntropyCalibrator2 over dk calibration feeds,
+with a calibration cache file. TensorRT 11 has no calibrators (Q/DQ ONNX only)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dk.errors import DkError
+from dk.specs import CalibrationData
+
+from dk_trt.versions import require_tensorrt
+
+
+def first_batch_shapes(calibration: CalibrationData) -> dict[str, tuple[int, ...]]:
+    """Shapes of the first calibration feed: the calibration profile (later batches of another
+    shape, such as a short last batch, are skipped)."""
+    first = next(iter(calibration()), None)
+    if not first:
+        raise DkError("the calibration set is empty; give at least one batch of inputs")
+    return {name: tuple(np.shape(v)) for name, v in first.items()}
+
+
+def entropy_calibrator(calibration: CalibrationData, cache_file: Path | None, buffers: Any) -> Any:
+    """An IInt8EntropyCalibrator2 that uploads each feed through ``buffers`` (a DeviceBuffers)."""
+    trt = require_tensorrt()
+    shapes = first_batch_shapes(calibration)
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self._feeds = iter(calibration())
+
+        def get_batch_size(self) -> int:
+            return int(next(iter(shapes.values()))[0])
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            for feed in self._feeds:
+                if {n: tuple(np.shape(feed[n])) for n in names} != {n: shapes[n] for n in names}:
+                    continue
+                return [buffers.upload(n, np.ascontiguousarray(feed[n], dtype=np.float32)) for n in names]
+            return None
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache_file.read_bytes() if cache_file is not None and cache_file.is_file() else None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            if cache_file is None:
+                return
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(f".{cache_file.name}.tmp-{uuid.uuid4().hex[:8]}")
+            tmp.write_bytes(bytes(cache))
+            os.replace(tmp, cache_file)
+
+    return EntropyCalibrator(), shapes
+
+
+def fingerprint(calibration: CalibrationData) -> dict[str, Any]:
+    """Batches, samples and sha256 of a calibration set: a changed set changes the cache key."""
+    import hashlib
+
+    digest, samples, batches = hashlib.sha256(), 0, 0
+    for feed in calibration():
+        for key in sorted(feed):
+            array = np.ascontiguousarray(feed[key])
+            digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.data)
+        first = next(iter(feed.values()), None)
+        samples += int(np.shape(first)[0]) if first is not None and np.ndim(first) else 1
+        batches += 1
+    if batches == 0:
+        raise DkError("the calibration set is empty; give at least one batch of inputs")
+    return {"samples": samples, "batches": batches, "sha256": digest.hexdigest()}

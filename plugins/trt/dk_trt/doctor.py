@@ -1,0 +1,62 @@
+"""What ``dk doctor`` shows for the trt plugin: cheap checks by default, TensorRT and CUDA facts
+with ``--probe``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dk.specs import PluginInfo
+
+from dk_trt.versions import missing_reason, trt_distribution
+
+
+def describe(probe: bool) -> PluginInfo:
+    info = PluginInfo(
+        name="trt",
+        kind="engine",
+        formats_in=["onnx"],
+        formats_out=["tensorrt"],
+        precisions=["fp32", "fp16", "int8"],
+        devices=["cuda", "cuda:N", "dla (Jetson Xavier/Orin)"],
+    )
+    dist = trt_distribution()
+    if dist is not None:
+        info.versions[dist[0]] = dist[1]
+    reason = missing_reason()
+    if reason:
+        info.available, info.status, info.reason = False, "missing-dependency", reason
+        return info
+    if probe:
+        details, problem = probe_details()
+        info.details = details
+        if "tensorrt" in details:
+            info.versions["tensorrt"] = details["tensorrt"]
+        if problem:
+            info.available, info.status, info.reason = False, "no-device", problem
+        else:
+            info.devices = [f"cuda:{details['gpu_index']}"] + [f"dla:{i}" for i in range(details["dla_cores"])]
+    return info
+
+
+def probe_details() -> tuple[dict[str, Any], str | None]:
+    """TensorRT version, precision path, GPU name and compute capability, DLA cores; or the reason
+    TensorRT or CUDA is unusable here."""
+    from dk.errors import DkError
+
+    from dk_trt.build import dla_core_count
+    from dk_trt.buffers import gpu_info
+    from dk_trt.versions import precision_path, require_tensorrt
+
+    details: dict[str, Any] = {}
+    try:
+        trt = require_tensorrt()
+        details["tensorrt"] = str(trt.__version__)
+        details["precision_path"] = precision_path(details["tensorrt"]).describe()
+        gpu = gpu_info(0)
+        details.update(gpu=gpu.name, compute_capability=gpu.compute_capability, gpu_index=gpu.index)
+        details["dla_cores"] = dla_core_count()
+    except DkError as exc:
+        return details, str(exc)
+    except Exception as exc:  # a broken CUDA/TensorRT install: report it, never crash doctor
+        return details, f"TensorRT or CUDA failed to start: {' '.join(str(exc).split())[:200]}"
+    return details, None

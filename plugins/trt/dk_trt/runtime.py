@@ -1,0 +1,118 @@
+"""Deserialized engines and inference through named I/O tensors (TensorRT 10+ API).
+
+:func:`deserialize` is the one TensorRT call of plan reading: :mod:`dk_trt.plan` checks everything
+that can be checked without TensorRT first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from dk.artifacts import Artifact
+from dk.engine import Engine, InputChecker
+from dk.errors import DkError, ModelError
+from dk.specs import TensorSpec
+
+from dk_trt.buffers import DeviceBuffers, device_index
+from dk_trt.options import LOAD_OPTIONS, check_known
+from dk_trt.plan import PlanError, read_artifact_plan
+from dk_trt.versions import installed_version, require_tensorrt
+
+
+def deserialize(data: bytes, where: str) -> tuple[Any, Any]:
+    """(runtime, ICudaEngine) from plan bytes, or :class:`PlanError` when TensorRT refuses them
+    (another TensorRT version, another GPU, wrong magic, truncated: deserialize returns None)."""
+    trt = require_tensorrt()
+    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise PlanError(
+            f"TensorRT {trt.__version__} cannot deserialize {where} (built by another TensorRT version or for "
+            "another GPU, or corrupt); re-export it here with --force"
+        )
+    return runtime, engine
+
+
+def runtime_device(device: str) -> int:
+    """The CUDA device index; ``cpu`` (the CLI's default) means the first GPU: TensorRT has no CPU."""
+    return 0 if device.strip().lower() in ("", "cpu") else device_index(device)
+
+
+def io_specs(trt: Any, engine: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input/output specs of an engine; dynamic dims (-1) are named and bounded by profile 0."""
+    inputs, outputs = [], []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        shape = tuple(engine.get_tensor_shape(name))
+        dims = tuple(f"dim{axis}" if d < 0 else int(d) for axis, d in enumerate(shape))
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            lo = hi = None
+            if any(d < 0 for d in shape):
+                lo, _, hi = (tuple(int(v) for v in s) for s in engine.get_tensor_profile_shape(name, 0))
+            inputs.append(TensorSpec(name, dims, dtype, lo, hi))
+        else:
+            outputs.append(TensorSpec(name, dims, dtype))
+    return inputs, outputs
+
+
+class TrtEngine(Engine):
+    """An execution context with its own stream and buffers; ``infer`` sets input shapes and
+    tensor addresses by name and calls ``execute_async_v3``."""
+
+    def __init__(self, artifact: Artifact, device: str):
+        trt = require_tensorrt()
+        index = runtime_device(device)
+        self.name, self.device, self.precision = artifact.name, f"cuda:{index}", artifact.precision
+        self.buffers = DeviceBuffers(index)
+        try:
+            data = read_artifact_plan(artifact, installed_version())
+            self._runtime, self.engine = deserialize(data, str(artifact.model_file))
+            self.context = self.engine.create_execution_context()
+        except BaseException:
+            self.buffers.close()
+            raise
+        self.inputs, self.outputs = io_specs(trt, self.engine)
+        self._check = InputChecker(self.inputs)
+        self._out_dtypes = {s.name: np.dtype(s.dtype) for s in self.outputs}
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.context is None:
+            raise DkError("this trt engine is closed; load the artifact again")
+        self._check(inputs)
+        context, buffers = self.context, self.buffers
+        for name, array in inputs.items():
+            context.set_input_shape(name, array.shape)
+            context.set_tensor_address(name, buffers.upload(name, np.ascontiguousarray(array)))
+        shapes = {}
+        for name, dtype in self._out_dtypes.items():
+            shape = tuple(context.get_tensor_shape(name))
+            shapes[name] = shape
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            context.set_tensor_address(name, buffers.device_ptr(name, nbytes))
+        if not context.execute_async_v3(buffers.stream_handle):
+            raise ModelError(f"TensorRT failed to run {self.name} (execute_async_v3 returned False)")
+        staged = {name: buffers.download(name, shapes[name], dtype) for name, dtype in self._out_dtypes.items()}
+        buffers.synchronize()
+        return {name: array.copy() for name, array in staged.items()}  # pinned buffers are reused
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None
+        self._runtime = None
+        if self.buffers is not None:
+            self.buffers.close()
+            self.buffers = None
+
+
+def load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> TrtEngine:
+    """Open a trt artifact; other formats are refused with the plugin to use."""
+    check_known(options, LOAD_OPTIONS, "load")
+    if artifact.format != "tensorrt":
+        raise ModelError(
+            f"the trt plugin runs TensorRT plans; {artifact.path} holds a {artifact.format!r} model from plugin "
+            f"{artifact.plugin!r}: build a plan with 'dk run export --plugin trt --model {artifact.path}'"
+        )
+    return TrtEngine(artifact, device)
