@@ -1,0 +1,188 @@
+"""10,000 malformed requests against a real ``dk serve`` (uvicorn in its own process).
+
+    python benchmarks/bench_serve_load.py
+
+Every malformed request must get a 4xx with ``{"error": ...}``; every 50th request a liveness
+probe and a valid inference are interleaved and must succeed; the worker must still be alive at the
+end. Results: results/bench_serve_load.json and a line under ``## serve`` in README.md.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.core.test_serve_malformed import MAX_BODY, malformed_requests  # noqa: E402
+from tests.core.test_serve_support import infer_body  # noqa: E402
+
+SECTION = "## serve"
+SECTION_PROSE = ("Measured on a shared 2-core x86 VM while other work ran; the worker is `dk serve` (uvicorn) in its "
+                 "own process on loopback, clients in the benchmark process.")
+
+
+def start_worker(*args: str) -> tuple[subprocess.Popen, str]:
+    """``dk serve --port 0 ARGS`` in a subprocess; (process, base URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "serve", "--port", "0",
+         "--log-level", "warning", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = proc.stderr.readline()
+    match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"dk serve did not start: {line}{proc.stderr.read()}")
+    return proc, match.group(1)
+
+
+def stop_worker(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(30)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def record(name: str, result: dict[str, Any], readme_line: str) -> None:
+    """Write results/<name>.json and put ``readme_line`` under the README's ``## serve`` heading."""
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    if f"\n{SECTION}\n" not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{SECTION_PROSE}\n"
+    head, _, rest = text.partition(f"{SECTION}\n")
+    match = re.search(r"^## ", rest, flags=re.M)
+    section, tail = (rest[: match.start()], rest[match.start():]) if match else (rest, "")
+    key = f"- `{name}.py`"
+    bullets = sorted([ln for ln in section.strip("\n").split("\n") if ln.startswith("- ") and not ln.startswith(key)]
+                     + [f"{key}: {readme_line}"])
+    section = f"\n{SECTION_PROSE}\n\n" + "\n".join(bullets) + "\n"
+    readme.write_text(head + f"{SECTION}\n" + section + ("\n" + tail if tail else ""))
+
+
+class Client:
+    """One keep-alive connection, reopened when the worker closes it (after a 413, for instance)."""
+
+    def __init__(self, url: str):
+        self.host, self.port = url.split("//")[1].split(":")
+        self.conn: http.client.HTTPConnection | None = None
+
+    def send(self, method: str, path: str, body: Any, headers: dict, chunked: bool = False) -> tuple[int, bytes]:
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, int(self.port), timeout=10)
+                self.conn.connect()
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
+            try:
+                self.conn.request(method, path, body=body, headers=headers, encode_chunked=chunked)
+                response = self.conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    self.conn.close()
+                    self.conn = None
+                return response.status, data
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+        raise AssertionError
+
+
+def _bad_framing(headers: dict) -> bool:
+    length = headers.get("Content-Length")
+    return length is not None and not length.isdigit()
+
+
+def main(total: int = 10_000) -> None:
+    proc, url = start_worker("--plugin", "ort", "--max-body", str(MAX_BODY))
+    client = Client(url)
+    x = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
+    requests: list = []
+    seed = 0
+    while len(requests) < total:
+        requests += list(malformed_requests(seed))
+        seed += 1
+    # Invalid HTTP framing never reaches the app: uvicorn's parser answers it with a plain-text 400.
+    requests = [r for r in requests if not _bad_framing(r[3])][:total]
+    codes: dict[str, int] = {}
+    bad: list[dict[str, Any]] = []
+    probes = probe_failures = 0
+    expected = None
+    start = time.perf_counter()
+    for i, (method, path, body, headers) in enumerate(requests):
+        headers = dict(headers)
+        no_length = headers.pop("__no_length__", None) is not None
+        chunked = isinstance(body, list)
+        payload = iter(body) if chunked else body
+        if chunked and not no_length:
+            headers.pop("Content-Length", None)
+        try:
+            status, data = client.send(method, path, payload, headers, chunked)
+        except Exception as exc:  # the client could not even get an answer
+            bad.append({"i": i, "path": path, "problem": f"no answer: {type(exc).__name__}"})
+            continue
+        codes[str(status)] = codes.get(str(status), 0) + 1
+        try:
+            doc = json.loads(data)
+            json_ok = set(doc) == {"error"} and isinstance(doc["error"], str)
+        except ValueError:
+            json_ok = False
+        if not (400 <= status < 500) or not json_ok:
+            bad.append({"i": i, "path": path, "status": status, "body": data[:120].decode("utf-8", "replace")})
+        if i % 50 == 0:
+            probes += 1
+            live, _ = client.send("GET", "/v2/health/live", None, {})
+            ok, answer = client.send("POST", "/v2/models/digitsnet/infer", infer_body(x), {})
+            logits = json.loads(answer)["outputs"][0]["data"] if ok == 200 else None
+            expected = expected or logits
+            if live != 200 or ok != 200 or logits != expected:
+                probe_failures += 1
+    seconds = time.perf_counter() - start
+    alive = proc.poll() is None
+    exit_code = stop_worker(proc)
+    plain = [b for b in bad if "status" in b and 400 <= b["status"] < 500]
+    result = {
+        "benchmark": "bench_serve_load", "machine": machine(), "requests": total, "seconds": seconds,
+        "requests_per_s": total / seconds, "status_codes": codes, "violations": len(bad),
+        "violations_http_layer_plain_4xx": len(plain), "examples": bad[:10], "probes": probes,
+        "probe_failures": probe_failures, "worker_alive_at_end": alive, "worker_exit_code": exit_code,
+        "pass": not bad and probe_failures == 0 and alive and exit_code == 0,
+    }
+    line = (f"{total} malformed requests against `dk serve` in {seconds:.1f} s ({total / seconds:.0f}/s): "
+            f"status codes {dict(sorted(codes.items()))}; {len(bad)} not a 4xx JSON error "
+            f"({len(plain)} of them plain-text 4xx from uvicorn's HTTP parser); {probes} interleaved liveness + "
+            f"valid inference probes, {probe_failures} failed; worker alive at the end: {alive}, clean exit: "
+            f"{exit_code == 0}")
+    record("bench_serve_load", result, line)
+    print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
+    for example in bad[:5]:
+        print(example)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

@@ -1,0 +1,212 @@
+"""Executing a :class:`~dk.sweep.SweepPlan`: build, load, measure, and fill the result document.
+
+Runs are appended to ``document["runs"]`` as they finish, so that an interrupted sweep (Ctrl-C)
+still has every finished run to write. A run that fails is recorded with its error and the sweep
+goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from dk import api, pipeline
+from dk.bench import measure_pipeline
+from dk.hwstats import HwSampler, energy_per_sample
+from dk.results import SCHEMA
+from dk.sweep import Entry, SweepPlan
+
+Progress = Callable[[str], None]
+
+
+def new_document(plan: SweepPlan, opts: Any, environment: dict, argv: list[str] | None = None) -> dict[str, Any]:
+    """The result document before any run: schema, settings, environment, model."""
+    return {
+        "schema": SCHEMA,
+        "complete": False,
+        "interrupted": False,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": argv or [],
+        "device": opts.device,
+        "settings": plan.settings(),
+        "environment": environment,
+        "model": model_record(opts, plan),
+        "runs": [],
+        "hw": None,
+    }
+
+
+def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
+    """Name, source and graph summary (per input size) of the model under test."""
+    from dk.model_summary import summarize_onnx
+
+    record: dict[str, Any] = {"source": opts.model or ("artifact " + opts.artifact if opts.artifact else "default")}
+    try:
+        path, meta = _source_onnx(opts)
+        record.update(name=meta.get("name"), task=meta.get("task"), trained_accuracy=meta.get("trained_accuracy"))
+        summaries = []
+        for size in plan.input_sizes or [None]:
+            shapes = _shapes_for(path, size) if size else None
+            summaries.append(summarize_onnx(path, shapes).to_json())
+        record["summary"] = summaries[0]
+        if len(summaries) > 1:
+            record["summaries"] = summaries
+    except Exception as exc:  # the summary is information; the benchmark goes on without it
+        record["summary"] = None
+        record["summary_error"] = f"{type(exc).__name__}: {exc}"
+    return record
+
+
+def _source_onnx(opts: Any):
+    from dk.artifacts import Artifact
+    from dk.sources import resolve_onnx
+
+    if opts.artifact:
+        artifact = Artifact.load(opts.artifact)
+        return artifact.model_file, artifact.model_meta
+    onnx_model = resolve_onnx(opts.source())
+    return onnx_model.path, {"name": onnx_model.model_name, **onnx_model.model_meta}
+
+
+def _shapes_for(path: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """The first input's shape with height and width set to ``size`` (batch 1)."""
+    from dk.onnx_io import io_specs, load_onnx
+
+    spec = io_specs(load_onnx(path, load_external_data=False))[0][0]
+    shape = list(spec.concrete_shape(1))
+    if len(shape) != 4:
+        raise ValueError(f"--input-sizes needs a 4-D image input; {spec.name!r} has shape {list(spec.shape)}")
+    shape[2], shape[3] = size
+    return {spec.name: tuple(shape)}
+
+
+def run_plan(plan: SweepPlan, opts: Any, document: dict, sampler: HwSampler | None,
+             progress: Progress | None = None) -> None:
+    """Measure every (entry, input size, batch) of ``plan``, appending to ``document["runs"]``."""
+    for entry in plan.all_entries:
+        for size in plan.input_sizes or [None]:
+            _run_entry(plan, opts, entry, size, document, sampler, progress or (lambda _: None))
+    add_speedups(document, plan.reference or plan.entries[0])
+
+
+def _run_entry(plan, opts, entry: Entry, size, document, sampler, progress: Progress) -> None:
+    size_opts = attrs.evolve(opts, shapes=_shapes_for(_source_onnx(opts)[0], size)) if size else opts
+    base = {"engine": entry.engine, "precision": entry.precision, "device": opts.device,
+            "reference": entry == (plan.reference or plan.entries[0])}
+    try:
+        artifact, options = _build(entry, size_opts)
+        engine_cm = api.load_engine(entry.engine, artifact, opts.device, options)
+    except Exception as exc:  # recorded; the sweep goes on with the next engine
+        for batch in plan.batches:
+            progress(f"{entry.label} batch {batch}")
+            document["runs"].append({**base, "batch": batch, "input_shape": None, **_failed(exc)})
+        return
+    with engine_cm as engine:
+        data = _Data.for_engine(size_opts, engine)
+        accuracy = _accuracy(engine, data)
+        meta = artifact.model_meta
+        task = meta.get("task")
+        post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
+        for batch in plan.batches:
+            progress(f"{entry.label} batch {batch}" + (f" {size[0]}x{size[1]}" if size else ""))
+            shape = [batch, *engine.inputs[0].concrete_shape(batch)[1:]]
+            run = {**base, "batch": batch, "input_shape": shape, "artifact": str(artifact.path), "data": data.name}
+            fixed = engine.inputs[0].shape[0] if engine.inputs[0].shape else None
+            if isinstance(fixed, int) and fixed != batch:
+                document["runs"].append({**run, "status": "skipped", "accuracy": accuracy,
+                                         "error": f"the engine has a fixed batch of {fixed}; export without --static"})
+                continue
+            try:
+                start = time.time()
+                timing = measure_pipeline(engine, data.raw_batch(batch), data.preprocess, post, region=plan.region,
+                                          warmup=plan.warmup, iterations=plan.iterations, duration=plan.duration,
+                                          batch=batch)
+                end = time.time()
+            except Exception as exc:
+                document["runs"].append({**run, "accuracy": accuracy, **_failed(exc)})
+                continue
+            run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
+                       window=[start, end])
+            if sampler is not None:
+                run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
+            document["runs"].append(run)
+
+
+def _build(entry: Entry, opts: Any):
+    """The artifact and load options for an entry. The torch engine runs fp16 from its fp32 export
+    (a load option), so its fp16 entry builds fp32."""
+    options = dict(opts.options)
+    if entry.engine == "torch" and entry.precision == "fp16":
+        options["precision"] = "fp16"
+        return pipeline.build(entry.engine, "fp32", opts), options
+    return pipeline.build(entry.engine, entry.precision, opts), options
+
+
+def _failed(exc: BaseException) -> dict[str, Any]:
+    from dk.errors import DkError
+
+    message = str(exc) if isinstance(exc, DkError) else f"{type(exc).__name__}: {exc}"
+    return {"status": "failed", "error": message}
+
+
+def _accuracy(engine, data: "_Data") -> float | None:
+    if data.y is None:
+        return None
+    return pipeline.top1_accuracy(pipeline.run_all(engine, data.model_x), data.y)
+
+
+@attrs.define
+class _Data:
+    """Raw samples, the pre-processing that turns them into feeds, and labels.
+
+    For the embedded model the raw samples are its 0..16 pixels and pre-processing is
+    :func:`dk.default_model.preprocess`; other data is already model input (pre-processing: none)."""
+
+    name: str
+    input_name: str
+    raw: np.ndarray
+    model_x: np.ndarray
+    y: np.ndarray | None
+    preprocess_name: str
+
+    @classmethod
+    def for_engine(cls, opts: Any, engine: Any) -> "_Data":
+        data = pipeline.eval_data(opts, engine)
+        name = engine.inputs[0].name
+        if data.name == "digits-eval":
+            from dk.default_model import DATA_PATH
+
+            with np.load(DATA_PATH, allow_pickle=False) as arrays:
+                raw = arrays["x_eval"]
+            return cls(data.name, name, raw, data.x, data.y, "dk.default_model.preprocess")
+        return cls(data.name, name, data.x, data.x, data.y, "none")
+
+    def raw_batch(self, batch: int) -> np.ndarray:
+        reps = -(-batch // len(self.raw))
+        return np.ascontiguousarray(np.concatenate([self.raw] * reps)[:batch]) if reps > 1 else self.raw[:batch].copy()
+
+    def preprocess(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        if self.preprocess_name == "none":
+            return {self.input_name: raw}
+        from dk.default_model import preprocess
+
+        return {self.input_name: np.ascontiguousarray(preprocess(raw))}
+
+
+def add_speedups(document: dict, reference: Entry) -> None:
+    """``speedup`` of each ok run: the reference's p50 latency over the run's, at the same batch
+    and input shape (None where the reference has no such run)."""
+    ref = {
+        (r["batch"], tuple(r.get("input_shape") or ())): r["latency"]["p50_ms"]
+        for r in document["runs"]
+        if r["status"] == "ok" and r["engine"] == reference.engine and r["precision"] == reference.precision
+    }
+    document["settings"]["reference"] = reference.label
+    for run in document["runs"]:
+        if run["status"] != "ok":
+            continue
+        base = ref.get((run["batch"], tuple(run.get("input_shape") or ())))
+        run["speedup"] = base / run["latency"]["p50_ms"] if base and run["latency"]["p50_ms"] else None

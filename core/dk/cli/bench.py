@@ -1,0 +1,161 @@
+"""``dk run bench``: one engine or a sweep (engines x precisions x input sizes x batch sizes), with
+hardware statistics, a result document (JSON/CSV) and an optional regression gate."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from dk.cli import render
+from dk.errors import DkError
+
+
+class Interrupted(DkError):
+    """Ctrl-C during a sweep: the runs so far were written, marked incomplete."""
+
+    exit_code = 130
+
+
+class Regressed(DkError):
+    """``--baseline``: a metric got worse by more than ``--max-regression``."""
+
+    exit_code = 1
+
+
+class RunsFailed(DkError):
+    """Some runs of the sweep failed (each is in the results with its error)."""
+
+    exit_code = 1
+
+
+def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """Plan, run, write and gate a benchmark; returns the result document."""
+    from dk import environment, results
+    from dk.bench import TimedRegion
+    from dk.benchrun import new_document, run_plan
+    from dk.hwstats import HwSampler
+    from dk.plugins import get_plugin_manager
+    from dk.sweep import parse_batches, parse_entry, parse_sizes, plan_sweep, split_list
+
+    plugins = split_list(kw.get("plugins"), "--plugins") or ([plugin] if plugin else [])
+    precisions = split_list(kw.get("precisions"), "--precisions") or [precision or "fp32"]
+    reference = parse_entry(kw["reference"]) if kw.get("reference") not in (None, "none") else None
+    manager = get_plugin_manager()
+    plan = plan_sweep(
+        plugins, precisions, manager, reference=reference,
+        batches=parse_batches(kw.get("batches"), kw.get("batch") or 1), input_sizes=parse_sizes(kw.get("input_sizes")),
+        warmup=kw.get("warmup", 20), iterations=kw.get("iterations", 200), duration=kw.get("duration"),
+        region=TimedRegion(preprocess=bool(kw.get("include_preprocess")), copies=kw.get("include_copies", True)),
+        hw_interval=float(kw.get("hw_interval") if kw.get("hw_interval") is not None else 0.1),
+    )
+    max_regression = results.parse_fraction(kw.get("max_regression") or "5%")
+    baseline = results.load(kw["baseline"]) if kw.get("baseline") else None  # fail before running
+    manager.load_all()  # platform plugins: hardware statistics and the environment record
+    document = new_document(plan, opts, environment.collect(manager), ["dk", *sys.argv[1:]])
+    sampler = HwSampler(plan.hw_interval, manager) if plan.hw_interval > 0 else None
+    interrupted = False
+    with _ProgressBar(plan.total_runs, enabled=not as_json and render.err.is_terminal) as bar:
+        try:
+            if sampler is not None:
+                sampler.start()
+            run_plan(plan, opts, document, sampler, bar)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if sampler is not None:
+                sampler.stop()
+    _finish(document, sampler, interrupted)
+    regressions = _gate(document, baseline, max_regression, kw["baseline"]) if baseline and not interrupted else []
+    _write(document, kw)
+    if not as_json:
+        _print(document, regressions, max_regression)
+    elif regressions:
+        render.note(f"{len(regressions)} regression(s) beyond {max_regression:.1%}: see 'regressions' in the JSON")
+    _raise_for(document, regressions, max_regression, kw)
+    return document
+
+
+def _finish(document: dict, sampler: Any, interrupted: bool) -> None:
+    document["interrupted"] = interrupted
+    document["complete"] = not interrupted
+    document["hw"] = sampler.to_json() if sampler is not None else None
+    document["stage"] = "bench"
+    runs = document["runs"]
+    if len(runs) == 1:  # the single-run shortcut: that run's numbers at the top level
+        run = runs[0]
+        document.update(plugin=run["engine"], precision=run["precision"], latency=run.get("latency"),
+                        accuracy=run.get("accuracy"), artifact=run.get("artifact"))
+
+
+def _write(document: dict, kw: dict) -> None:
+    from dk import results
+
+    if kw.get("output"):
+        results.write_json(kw["output"], document)
+    if kw.get("csv"):
+        results.write_csv(kw["csv"], document)
+
+
+def _gate(document: dict, baseline: dict, max_regression: float, path: str) -> list:
+    from dk import results
+
+    found, matched = results.compare(document, baseline, max_regression)
+    document["baseline"] = {"path": path, "max_regression": max_regression, "matched_runs": matched,
+                            "regressions": [r.to_json() for r in found]}
+    return found
+
+
+def _raise_for(document: dict, regressions: list, max_regression: float, kw: dict) -> None:
+    runs = document["runs"]
+    where = f" to {kw['output']}" if kw.get("output") else ""
+    if document["interrupted"]:
+        raise Interrupted(f"interrupted: {len(runs)} run(s) so far written{where}, marked incomplete")
+    gate = document.get("baseline")
+    if gate is not None and gate["matched_runs"] == 0:
+        raise Regressed(f"no run matches the baseline {gate['path']} (same engine, precision, batch and input "
+                        "shape); nothing was compared")
+    if regressions:
+        raise Regressed(f"{len(regressions)} metric(s) regressed by more than {max_regression:.1%} against "
+                        f"{kw['baseline']}")
+    failed = [r for r in runs if r["status"] == "failed"]
+    if failed:
+        first = failed[0]
+        raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {first['engine']}:{first['precision']} "
+                         f"batch {first['batch']}: {first['error']}")
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, advanced once per run; silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self._progress = self._task = None
+        self._started = False
+
+    def __enter__(self) -> "_ProgressBar":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=render.err, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("benchmarking", total=self.total)
+        return self
+
+    def __call__(self, description: str) -> None:
+        if self._progress is None:
+            return
+        if self._started:
+            self._progress.advance(self._task)
+        self._started = True
+        self._progress.update(self._task, description=f"benchmarking {description}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print(document: dict, regressions: list, max_regression: float) -> None:
+    from dk.cli.bench_tables import print_tables
+
+    print_tables(document, regressions, max_regression)

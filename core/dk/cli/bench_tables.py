@@ -1,0 +1,70 @@
+"""The tables ``dk run bench`` prints at the end: runs, hardware statistics, regressions."""
+
+from __future__ import annotations
+
+from dk.cli import render
+
+RUN_COLUMNS = [
+    ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
+    ("accuracy", "accuracy"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("cv", "cv"),
+    ("throughput", "samples/s"), ("speedup", "speed-up"), ("pre_ms", "pre ms"), ("infer_ms", "infer ms"),
+    ("post_ms", "post ms"), ("energy", "J/sample"),
+]
+
+
+def run_rows(document: dict) -> list[dict]:
+    rows = []
+    for run in document["runs"]:
+        latency = run.get("latency") or {}
+        phases = run.get("phases") or {}
+        energy = run.get("energy") or {}
+        rows.append({
+            "engine": run["engine"], "precision": run["precision"], "batch": run["batch"],
+            "status": run["status"], "accuracy": run.get("accuracy"), "speedup": run.get("speedup"),
+            **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "cv", "throughput")},
+            "pre_ms": (phases.get("preprocess") or {}).get("mean_ms"),
+            "infer_ms": (phases.get("infer") or {}).get("mean_ms"),
+            "post_ms": (phases.get("postprocess") or {}).get("mean_ms"),
+            "energy": energy.get("j_per_sample"),
+        })
+    return rows
+
+
+def print_tables(document: dict, regressions: list, max_regression: float) -> None:
+    settings = document["settings"]
+    region = settings["timed_region"]
+    timed = "pre-process + infer" if region["preprocess"] else "infer"
+    runs = document["runs"]
+    copies = {r.get("copies_note") for r in runs if r.get("copies_note")}
+    title = f"dk run bench (timed region: {timed}; speed-up vs {settings['reference']})"
+    if not document["complete"]:
+        title += " [INCOMPLETE: interrupted]"
+    render.rows_table(title, run_rows(document), RUN_COLUMNS)
+    for note in sorted(copies):
+        render.note(f"copies: {note}")
+    for run in runs:
+        if run["status"] != "ok":
+            render.note(f"[yellow]{run['status']}:[/] {run['engine']}:{run['precision']} batch {run['batch']}: "
+                        f"{run.get('error')}")
+        elif (run.get("latency") or {}).get("cv", 0) > 0.2:
+            render.note(f"[yellow]note:[/] {run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
+                        f"(cv {run['latency']['cv']:.2f}); the machine may be busy")
+    for skipped in settings.get("skipped", []):
+        render.note(f"skipped {skipped['entry']}: {skipped['reason']}")
+    hw = document.get("hw") or {}
+    if hw.get("series"):
+        rows = [{"metric": name, "unit": s["unit"], "source": s["source"], "n": s.get("n"), "mean": s.get("mean"),
+                 "std": s.get("std"), "median": s.get("median"), "max": s.get("max")}
+                for name, s in hw["series"].items()]
+        render.rows_table(f"hardware statistics (every {hw['interval_s']:g} s)", rows, [
+            ("metric", "metric"), ("unit", "unit"), ("source", "source"), ("n", "samples"), ("mean", "mean"),
+            ("std", "std"), ("median", "median"), ("max", "max")])
+    for error in hw.get("errors", []):
+        render.note(f"[yellow]hw stats:[/] plugin {error['plugin']!r} failed once and was not asked again: "
+                    f"{error['error']}")
+    if regressions:
+        render.rows_table(f"regressions beyond {max_regression:.1%} against {document['baseline']['path']}",
+                          [{**r.to_json(), "change": f"{r.change:.1%}"} for r in regressions], [
+                              ("engine", "engine"), ("precision", "precision"), ("batch", "batch"),
+                              ("metric", "metric"), ("baseline", "baseline"), ("current", "current"),
+                              ("change", "worse by")])

@@ -1,0 +1,31 @@
+"""``dk report RESULTS.json -o report.html|.md``: plots and tables from a benchmark result."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False),
+              help="report.html (self-contained, figures embedded) or report.md (PNG files beside it).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written files as one JSON document.")
+def report(results: str, output: str, as_json: bool) -> None:
+    """Write a report of a 'dk run bench --output RESULTS.json' document.
+
+    \b
+    dk report results.json -o report.html
+    dk report results.json -o report.md      (writes report-latency.png ... beside it)
+    """
+    from dk import results as result_files
+    from dk.cli import render
+    from dk.report import check_output_path, write_report
+
+    check_output_path(output)
+    document = result_files.load(results)
+    with render.step(f"writing {output}", as_json):
+        written = write_report(document, output)
+    if as_json:
+        render.print_json({"report": str(written[0]), "files": [str(p) for p in written]})
+    else:
+        render.note(f"wrote {', '.join(str(p) for p in written)}")

@@ -1,0 +1,93 @@
+"""Benchmark reports from a ``dk.bench/1`` result document: self-contained HTML (figures embedded
+as base64 PNG) or Markdown (figures as PNG files beside it).
+
+    from dk.report import write_report
+    write_report(document, "report.html")
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from dk.errors import UsageError
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}
+th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}img{max-width:100%}"""
+
+
+def write_report(document: dict[str, Any], path: str | Path) -> list[Path]:
+    """Write the report for ``document`` to ``path`` (``.html`` or ``.md``); returns the files written."""
+    from dk.report.content import sections
+    from dk.report.plots import all_figures
+    from dk.results import write_text_atomic
+
+    target = check_output_path(path)
+    suffix = target.suffix.lower()
+    figures = all_figures(document)
+    parts = sections(document, figures)
+    title = f"dk benchmark report: {(document.get('model') or {}).get('name') or 'model'}"
+    if suffix == ".md":
+        written = []
+        names = {}
+        for name, png in figures.items():
+            png_path = target.with_name(f"{target.stem}-{name}.png")
+            written.append(_write_bytes(png_path, png))
+            names[name] = png_path.name
+        written.insert(0, write_text_atomic(target, to_markdown(title, parts, names)))
+        return written
+    embedded = {name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in figures.items()}
+    return [write_text_atomic(target, to_html(title, parts, embedded))]
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if it ends in .html or .md, else a one-line :class:`UsageError`."""
+    target = Path(path)
+    if target.suffix.lower() not in (".html", ".htm", ".md"):
+        raise UsageError(f"-o {path}: the report must end in .html or .md")
+    return target
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+def to_markdown(title: str, parts: list, images: dict[str, str]) -> str:
+    lines = [f"# {title}", ""]
+    for part in parts:
+        lines += [f"## {part.title}", ""]
+        if part.text:
+            lines += [part.text, ""]
+        if part.figure and part.figure in images:
+            lines += [f"![{part.title}]({images[part.figure]})", ""]
+        if part.rows:
+            lines.append("| " + " | ".join(h or " " for h in part.headers) + " |")
+            lines.append("|" + "|".join(" --- " for _ in part.headers) + "|")
+            for row in part.rows:
+                lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(title: str, parts: list, images: dict[str, str]) -> str:
+    esc = html.escape
+    body = [f"<h1>{esc(title)}</h1>"]
+    for part in parts:
+        body.append(f"<h2>{esc(part.title)}</h2>")
+        if part.text:
+            body.append(f"<p>{esc(part.text)}</p>")
+        if part.figure and part.figure in images:
+            body.append(f'<img alt="{esc(part.title)}" src="{images[part.figure]}">')
+        if part.rows:
+            head = "".join(f"<th>{esc(h)}</th>" for h in part.headers)
+            rows = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in part.rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,151 @@
+"""What a report says, independent of its format: titled sections of text, tables and figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from dk.report.plots import series_label, sweeps_sizes
+
+
+@attrs.define
+class Section:
+    """A heading with a paragraph, a table (headers + rows of strings) and/or a figure name."""
+
+    title: str
+    text: str = ""
+    headers: list[str] = attrs.field(factory=list)
+    rows: list[list[str]] = attrs.field(factory=list)
+    figure: str | None = None
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def sections(document: dict[str, Any], figures: dict[str, bytes]) -> list[Section]:
+    runs = document.get("runs", [])
+    settings = document.get("settings", {})
+    with_size = sweeps_sizes(document)
+
+    def label(run: dict[str, Any]) -> str:
+        return series_label(run, with_size)
+
+    out = [_summary(document)]
+    out.append(Section("Latency and throughput", headers=[
+        "engine:precision", "batch", "status", "p50 ms", "p90 ms", "p99 ms", "cv", "samples/s", "pre ms", "infer ms",
+        "post ms", "J/sample"], rows=[[
+            label(r), fmt(r["batch"]), r["status"],
+            *(fmt((r.get("latency") or {}).get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "cv", "throughput")),
+            *(fmt(((r.get("phases") or {}).get(p) or {}).get("mean_ms")) for p in ("preprocess", "infer", "postprocess")),
+            fmt((r.get("energy") or {}).get("j_per_sample")),
+        ] for r in runs]))
+    for name, title in (("latency", "Latency vs batch size"), ("throughput", "Throughput vs batch size")):
+        if name in figures:
+            out.append(Section(title, figure=name))
+    out.append(_speedups(runs, settings.get("reference"), label))
+    out.append(_accuracy(runs, label))
+    out.append(_hw(document, "hw" in figures))
+    out.append(_model(document.get("model") or {}))
+    out.append(_environment(document.get("environment") or {}))
+    failed = [r for r in runs if r.get("status") != "ok"]
+    if failed:
+        out.append(Section("Runs that did not complete", headers=["engine:precision", "batch", "status", "error"],
+                           rows=[[label(r), fmt(r["batch"]), r["status"], r.get("error") or ""] for r in failed]))
+    return out
+
+
+def _summary(document: dict[str, Any]) -> Section:
+    settings = document.get("settings", {})
+    region = settings.get("timed_region", {})
+    model = document.get("model") or {}
+    parts = [
+        f"Model {model.get('name') or model.get('source')}, device {document.get('device')}, "
+        f"{len(document.get('runs', []))} run(s), created {document.get('created_at')}.",
+        f"Timed region: {'pre-processing + ' if region.get('preprocess') else ''}inference"
+        f"{'' if region.get('copies', True) else ' (host<->device copies excluded where the engine can)'}; "
+        f"warm-up {settings.get('warmup')}, "
+        + (f"{settings['duration_s']} s per run." if settings.get("duration_s") else f"{settings.get('iterations')} iterations per run."),
+    ]
+    copies = sorted({r.get("copies_note") for r in document.get("runs", []) if r.get("copies_note")})
+    parts += [f"Copies: {c}." for c in copies]
+    if not document.get("complete", True):
+        parts.insert(0, "INCOMPLETE: the benchmark was interrupted; these are the runs finished before.")
+    return Section("Summary", text=" ".join(parts))
+
+
+def _speedups(runs: list[dict], reference: str | None, label: Any) -> Section:
+    ok = [r for r in runs if r.get("status") == "ok"]
+    batches = sorted({r["batch"] for r in ok})
+    labels = list(dict.fromkeys(label(r) for r in ok))
+    cell = {(label(r), r["batch"]): r.get("speedup") for r in ok}
+    rows = [[name, *(fmt(cell.get((name, b))) + ("x" if cell.get((name, b)) else "") for b in batches)]
+            for name in labels]
+    return Section("Speed-up", text=f"p50 latency of the reference ({reference}) over each run's, at the same batch "
+                   "size; above 1 is faster.", headers=["engine:precision", *(f"batch {b}" for b in batches)], rows=rows)
+
+
+def _accuracy(runs: list[dict], label: Any) -> Section:
+    seen: dict[str, Any] = {}
+    for r in runs:
+        if r.get("accuracy") is not None:
+            seen.setdefault(label(r), (r["accuracy"], r.get("data")))
+    if not seen:
+        return Section("Accuracy", text="The data has no labels, so no accuracy was measured.")
+    best = max(acc for acc, _ in seen.values())
+    rows = [[name, f"{acc:.2%}", f"{(acc - best) * 100:+.2f}", data or "-"] for name, (acc, data) in seen.items()]
+    return Section("Accuracy", text="Top-1 accuracy on the whole evaluation split.",
+                   headers=["engine:precision", "top-1", "points vs best", "data"], rows=rows)
+
+
+def _hw(document: dict[str, Any], has_figure: bool) -> Section:
+    hw = document.get("hw") or {}
+    series = hw.get("series") or {}
+    errors = "; ".join(f"plugin {e['plugin']} failed once and was not asked again ({e['error']})"
+                       for e in hw.get("errors", []))
+    if not series:
+        return Section("Hardware statistics", text="No hardware statistics were sampled. " + errors)
+    rows = [[name, s["unit"], s["source"], fmt(s.get("n")), fmt(s.get("mean")), fmt(s.get("std")),
+             fmt(s.get("median")), fmt(s.get("min")), fmt(s.get("max"))] for name, s in series.items()]
+    return Section("Hardware statistics", text=f"Sampled every {hw.get('interval_s'):g} s. {errors}".strip(),
+                   headers=["metric", "unit", "source", "samples", "mean", "std", "median", "min", "max"], rows=rows,
+                   figure="hw" if has_figure else None)
+
+
+def _model(model: dict[str, Any]) -> Section:
+    summary = model.get("summary")
+    if not summary:
+        return Section("Model", text=f"No graph summary: {model.get('summary_error', 'not available')}.")
+    rows = [
+        ["parameters", f"{summary['params']:,} ({summary['param_bytes'] / 2**20:.2f} MiB)"],
+        ["MACs per sample", f"{summary['macs']:,}"],
+        ["FLOPs per sample", f"{summary['flops']:,}"],
+        ["activation memory per sample", f"{summary['activation_bytes'] / 2**10:,.1f} KiB (largest tensor "
+                                         f"{summary['largest_activation_bytes'] / 2**10:,.1f} KiB)"],
+        ["input", ", ".join(f"{k} {v}" for k, v in summary["input_shapes"].items())],
+        ["nodes", ", ".join(f"{op} {n}" for op, n in summary["ops"].items())],
+    ]
+    return Section("Model", text=f"{model.get('name') or model.get('source')}: computed from the ONNX graph with "
+                   "shape inference (batch 1).", headers=["", ""], rows=rows)
+
+
+def _environment(env: dict[str, Any]) -> Section:
+    rows = [[k, fmt(env.get(k))] for k in ("os", "cpu", "cpu_cores", "ram_gib", "python", "dk", "date")]
+    git = env.get("git")
+    rows.append(["git", f"{git['commit'][:12]}{' (dirty)' if git['dirty'] else ''}" if git else "-"])
+    rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in (env.get("libraries") or {}).items())])
+    rows.append(["plugins", ", ".join(f"{k} {v}" for k, v in (env.get("plugins") or {}).items())])
+    for name, facts in (env.get("platform") or {}).items():
+        rows.append([f"platform {name}", ", ".join(f"{k}: {v}" for k, v in facts.items())])
+    return Section("Environment", headers=["", ""], rows=rows)

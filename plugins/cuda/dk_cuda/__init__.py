@@ -1,0 +1,1 @@
+"""dk platform plugin ``cuda``: NVIDIA GPU statistics through NVML."""

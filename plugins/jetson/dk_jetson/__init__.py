@@ -1,0 +1,1 @@
+"""dk platform plugin ``jetson``: NVIDIA Jetson statistics from tegrastats, and DLA facts."""

@@ -1,0 +1,1 @@
+"""dk platform plugin ``rpi``: Raspberry Pi statistics from vcgencmd and sysfs."""
