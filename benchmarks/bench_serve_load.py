@@ -143,6 +143,13 @@ def main(total: int = 10_000) -> None:
             headers.pop("Content-Length", None)
         try:
             status, data = client.send(method, path, payload, headers, chunked)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            size = sum(map(len, body)) if chunked else len(body)
+            if size > MAX_BODY:  # the worker answered 413 and closed while the client was still sending
+                codes["closed-while-sending-oversize"] = codes.get("closed-while-sending-oversize", 0) + 1
+            else:
+                bad.append({"i": i, "path": path, "problem": f"no answer: {type(exc).__name__}"})
+            continue
         except Exception as exc:  # the client could not even get an answer
             bad.append({"i": i, "path": path, "problem": f"no answer: {type(exc).__name__}"})
             continue

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +73,13 @@ def resnet_onnx(folder: Path) -> Path:
     import torch
     from dk_torch.models import resnet18_like
 
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "resnet18-like.onnx"
-    torch.onnx.export(resnet18_like(0), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(resnet18_like(0), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
     return path
 
 
@@ -130,6 +134,7 @@ def throughput(out: Path, batch: int = 1, clients: int = 8, seconds: float = 20.
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         small = overhead(Path(tmp) / "small")
+        print(json.dumps(small, indent=2), flush=True)
         big = throughput(Path(tmp) / "big")
     result = {"benchmark": "bench_serve_overhead", "machine": machine(), "default_model": small,
               "resnet18_like": big, "targets": {"overhead_p50_ms": 1.5, "throughput_ratio": 0.85},

@@ -14,7 +14,9 @@ import click
 from dk import __version__
 from dk.cli.compare import compare
 from dk.cli.doctor import doctor
+from dk.cli.report import report
 from dk.cli.run import run
+from dk.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,6 +39,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(doctor)
 cli.add_command(run)
 cli.add_command(compare)
+cli.add_command(serve)
+cli.add_command(report)
 
 
 def main(argv: list[str] | None = None) -> int:

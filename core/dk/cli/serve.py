@@ -1,0 +1,86 @@
+"""``dk serve``: an HTTP worker (OIP v2 and ``POST /inference``) in front of one engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option("--plugin", "-p", required=True, help="The plugin whose engine serves the artifact (see 'dk doctor').")
+@click.option("--artifact", type=click.Path(file_okay=False),
+              help="Artifact folder to serve (default: the plugin's fp32 export of the embedded model).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], tensorrt, ...")
+@click.option("--option", "-o", "plugin_options", multiple=True, metavar="KEY=VALUE",
+              help="Engine load option of the plugin (repeatable).")
+@click.option("--name", "model_name", help="Model name in /v2/models/NAME (default: the manifest's model name).")
+@click.option("--max-body", default="64MiB", show_default=True, help="Largest request body (413 beyond it).")
+@click.option("--max-batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Dynamic batching: merge concurrent requests up to this batch size (dynamic batch axis only).")
+@click.option("--max-delay-ms", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Dynamic batching: longest wait for more requests to join a batch.")
+@click.option("--concurrency", type=click.IntRange(1), default=1, show_default=True,
+              help="Engine calls that may run at the same time (worker threads).")
+@click.option("--allow-upload", is_flag=True, help="Enable the ONNX upload endpoint (off by default).")
+@click.option("--store", type=click.Path(file_okay=False), default="dk-artifacts", show_default=True,
+              help="Artifact store that uploads are written into (under uploads/).")
+@click.option("--max-upload", default="256MiB", show_default=True, help="Largest uploaded model.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="uvicorn's log level (info shows each request).")
+def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
+          model_name: str | None, **kw: Any) -> None:
+    """Serve an artifact over HTTP until Ctrl-C (in-flight requests finish first).
+
+    \b
+    POST /inference                   raw JPEG/PNG -> results with pre/infer/post timings
+    POST /v2/models/NAME/infer        Open Inference Protocol v2 (KServe/Triton), JSON or binary
+    GET  /v2/models/NAME              model metadata;  GET /v2/health/live|ready
+    GET  /metrics                     Prometheus text: requests, errors, latency histogram
+    """
+    from dk.serve import require_serve_dependencies
+
+    require_serve_dependencies()
+    from dk import api, pipeline
+    from dk.artifacts import Artifact
+    from dk.cli.options import parse_key_values
+    from dk.cli.render import note
+    from dk.errors import UsageError
+    from dk.serve.app import ModelInfo, create_app
+    from dk.serve.config import ServeConfig, parse_size
+    from dk.serve.server import listening_socket, make_server
+
+    config = ServeConfig(
+        max_body=parse_size(kw["max_body"], "--max-body"), max_batch=kw["max_batch"],
+        max_delay_ms=kw["max_delay_ms"], concurrency=kw["concurrency"], allow_upload=kw["allow_upload"],
+        store=kw["store"], max_upload=parse_size(kw["max_upload"], "--max-upload"),
+    )
+    options = parse_key_values(plugin_options)
+    if artifact:
+        built = Artifact.load(artifact)
+    else:
+        built = pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
+    engine = api.load_engine(plugin, built, device, options)
+    model = ModelInfo.from_artifact(built, plugin, model_name)
+    config.model_name = model.name
+    app = create_app(engine, config, model)
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        engine.close()
+        raise UsageError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    bound = sock.getsockname()[1]
+    note(f"serving model {model.name!r} ({plugin}, {built.precision}) on http://{host}:{bound} "
+         f"- POST /inference, /v2/models/{model.name}/infer; Ctrl-C stops after in-flight requests")
+    if config.allow_upload:
+        note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
+    server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; in-flight requests are done
+        pass
+    finally:
+        sock.close()
+    note("dk serve stopped")

@@ -1,0 +1,174 @@
+"""The ASGI application: routes, error handling, metrics, readiness, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+import attrs
+
+from dk.engine import Engine
+from dk.errors import DkError, InputError
+from dk.serve.config import ServeConfig
+from dk.serve.limits import HttpError, scrub
+from dk.serve.metrics import Metrics
+from dk.serve.runner import EngineRunner
+
+log = logging.getLogger("dk.serve")
+
+
+@attrs.define
+class ModelInfo:
+    """What ``GET /v2/models/{name}`` reports, from the artifact's manifest."""
+
+    name: str
+    plugin: str = ""
+    precision: str = "fp32"
+    meta: dict[str, Any] = attrs.field(factory=dict)
+    source_sha256: str = ""
+    artifact: str = ""
+
+    @classmethod
+    def from_artifact(cls, artifact: Any, plugin: str, name: str | None = None) -> "ModelInfo":
+        meta = artifact.model_meta
+        return cls(name=name or meta.get("name") or artifact.name, plugin=plugin, precision=artifact.precision,
+                   meta=dict(meta), source_sha256=artifact.manifest.get("source", {}).get("sha256", ""),
+                   artifact=artifact.name)
+
+
+@attrs.define
+class Worker:
+    """The state shared by the handlers of one app."""
+
+    config: ServeConfig
+    model: ModelInfo
+    metrics: Metrics = attrs.field(factory=Metrics)
+    runner: EngineRunner | None = None
+    status: str = "loading"
+    reason: str = "the engine is loading"
+
+    def start(self, engine: Engine) -> None:
+        c = self.config
+        self.runner = EngineRunner(engine, self.metrics, concurrency=c.concurrency, max_batch=c.max_batch,
+                                   max_delay_ms=c.max_delay_ms)
+        self.status, self.reason = "ready", ""
+
+    def require_ready(self) -> EngineRunner:
+        if self.status != "ready" or self.runner is None:
+            raise HttpError(503, f"model {self.model.name!r} is not ready: {self.reason}")
+        return self.runner
+
+    def require_model(self, name: str) -> None:
+        if name != self.model.name:
+            raise HttpError(404, f"unknown model {name[:64]!r}; this server serves {self.model.name!r}")
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None):
+    from starlette.responses import Response
+
+    return Response(json.dumps(data, separators=(",", ":")), status_code=status, headers=dict(headers or {}),
+                    media_type="application/json")
+
+
+def error_response(status: int, message: str):
+    return json_response({"error": scrub(message)}, status)
+
+
+_WITH_BODY = {"POST", "PUT", "PATCH"}
+Handler = Callable[[Worker, Any], Awaitable[Any]]
+
+
+def _wrap(worker: Worker, label: str, func: Handler) -> Callable[[Any], Awaitable[Any]]:
+    """The route endpoint: errors to ``{"error": ...}`` with their status, and a metrics sample."""
+    from starlette.requests import ClientDisconnect
+
+    async def endpoint(request: Any) -> Any:
+        start = time.perf_counter()
+        worker.metrics.in_flight += 1
+        try:
+            response = await func(worker, request)
+        except HttpError as exc:
+            response = error_response(exc.status, exc.message)
+        except InputError as exc:
+            response = error_response(400, str(exc))
+        except ClientDisconnect:
+            response = error_response(400, "client disconnected before sending the whole body")
+        except DkError as exc:
+            log.warning("%s: %s", label, exc)
+            response = error_response(500, str(exc))
+        except Exception as exc:  # never a traceback to the client; the log has it
+            log.exception("internal error on %s", label)
+            response = error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        finally:
+            worker.metrics.in_flight -= 1
+        unread = request.method in _WITH_BODY and not getattr(request.state, "body_read", False)
+        if response.status_code >= 400 and unread:
+            # The rest of an unread body would be taken for the next request: end the connection.
+            response.headers["connection"] = "close"
+        worker.metrics.observe(label, response.status_code, time.perf_counter() - start)
+        return response
+
+    return endpoint
+
+
+def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model: ModelInfo):
+    """The starlette app serving ``engine`` (or the engine a loader returns, loaded after start-up)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from dk.serve import handlers
+
+    worker = Worker(config=config, model=model)
+    if isinstance(engine, Engine):
+        worker.start(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):
+        loader = None if isinstance(engine, Engine) else asyncio.get_running_loop().create_task(_load(worker, engine))
+        yield
+        worker.status, worker.reason = "stopping", "the server is shutting down"
+        if loader is not None:
+            await asyncio.gather(loader, return_exceptions=True)
+        if worker.runner is not None:
+            await worker.runner.aclose()
+
+    routes = [
+        ("/v2/health/live", "GET", handlers.live), ("/v2/health/ready", "GET", handlers.ready),
+        ("/v2", "GET", handlers.server_metadata), ("/v2/models/{name}", "GET", handlers.model_metadata),
+        ("/v2/models/{name}/ready", "GET", handlers.model_ready),
+        ("/v2/models/{name}/infer", "POST", handlers.infer),
+        ("/v2/models/{name}/versions/{version}/infer", "POST", handlers.infer),
+        ("/inference", "POST", handlers.inference), ("/metrics", "GET", handlers.metrics),
+    ]
+    if config.allow_upload:
+        routes.append(("/v2/repository/models/{name}/upload", "POST", handlers.upload))
+    not_found = _wrap(worker, "other", handlers.not_found)
+
+    async def http_error(request: Any, exc: Exception) -> Any:
+        return await not_found(request) if getattr(exc, "status_code", 404) == 404 else \
+            await _wrap(worker, "other", handlers.method_not_allowed)(request)
+
+    app = Starlette(
+        routes=[Route(path, _wrap(worker, path, func), methods=[method]) for path, method, func in routes],
+        exception_handlers={404: http_error, 405: http_error},
+        lifespan=lifespan,
+    )
+    app.state.worker = worker
+    return app
+
+
+async def _load(worker: Worker, loader: Callable[[], Engine]) -> None:
+    try:
+        engine = await asyncio.get_running_loop().run_in_executor(None, loader)
+    except Exception as exc:
+        log.error("loading the engine failed: %s", exc)
+        worker.status, worker.reason = "failed", f"loading failed: {scrub(str(exc))}"
+        return
+    if worker.status == "stopping":
+        engine.close()
+        return
+    worker.start(engine)

@@ -1,0 +1,159 @@
+"""Route handlers: OIP v2 (health, metadata, infer), ``POST /inference``, metrics and upload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dk import __version__
+from dk.serve.app import json_response
+from dk.serve.images import image_to_tensor
+from dk.serve.limits import HttpError, read_limited
+from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
+
+if TYPE_CHECKING:
+    from dk.serve.app import Worker
+
+#: Bodies larger than this are decoded and encoded in a worker thread, not on the event loop.
+OFFLOAD_BYTES = 1 << 20
+
+
+async def read_body(worker: Worker, request: Any) -> bytes:
+    """The request body within ``--max-body``; marks it read so that errors after it keep the connection."""
+    body = await read_limited(request.stream(), request.headers.get("content-length"), worker.config.max_body)
+    request.state.body_read = True
+    return body
+
+
+async def live(worker: Worker, request: Any) -> Any:
+    return json_response({"live": True})
+
+
+async def ready(worker: Worker, request: Any) -> Any:
+    worker.require_ready()
+    return json_response({"ready": True})
+
+
+async def model_ready(worker: Worker, request: Any) -> Any:
+    worker.require_model(request.path_params["name"])
+    worker.require_ready()
+    return json_response({"name": worker.model.name, "ready": True})
+
+
+async def server_metadata(worker: Worker, request: Any) -> Any:
+    extensions = ["binary_tensor_data"] + (["model_repository_upload"] if worker.config.allow_upload else [])
+    return json_response({"name": "dk", "version": __version__, "extensions": extensions,
+                          "models": [worker.model.name]})
+
+
+async def model_metadata(worker: Worker, request: Any) -> Any:
+    worker.require_model(request.path_params["name"])
+    runner = worker.require_ready()
+    engine, model = runner.engine, worker.model
+
+    def tensors(specs: Any) -> list[dict[str, Any]]:
+        return [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": oip_shape(s)} for s in specs]
+
+    return json_response({
+        "name": model.name, "versions": ["1"], "platform": f"dk-{model.plugin}" if model.plugin else "dk",
+        "inputs": tensors(engine.inputs), "outputs": tensors(engine.outputs),
+        "parameters": {"precision": model.precision, "task": model.meta.get("task"), "artifact": model.artifact,
+                       "source_sha256": model.source_sha256, "device": engine.device,
+                       "dk_inputs": [s.to_json() for s in engine.inputs], "model": model.meta, **runner.describe()},
+    })
+
+
+async def infer(worker: Worker, request: Any) -> Any:
+    worker.require_model(request.path_params["name"])
+    runner = worker.require_ready()
+    start = time.perf_counter()
+    body = await read_body(worker, request)
+    received = time.perf_counter()
+    header = request.headers.get(BINARY_HEADER)
+    args = (body, header, runner.engine.inputs)
+    kwargs = {"max_depth": worker.config.max_json_depth, "max_bytes": worker.config.max_body}
+    if len(body) > OFFLOAD_BYTES:
+        decoded = await asyncio.get_running_loop().run_in_executor(None, lambda: decode_request(*args, **kwargs))
+    else:
+        decoded = decode_request(*args, **kwargs)
+    decoded_at = time.perf_counter()
+    outputs, timing = await runner.infer(decoded.inputs)
+    if decoded.requested_outputs is not None:
+        unknown = [n for n in decoded.requested_outputs if n not in outputs]
+        if unknown:
+            raise HttpError(400, f"unknown output(s) {', '.join(repr(n[:64]) for n in unknown)}; the model has "
+                                 f"{', '.join(map(repr, outputs))}")
+        outputs = {n: outputs[n] for n in decoded.requested_outputs}
+    params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
+              "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
+    big = sum(np.asarray(v).nbytes for v in outputs.values()) > OFFLOAD_BYTES
+    encode = (worker.model.name, "1", decoded.id, outputs, decoded.binary_outputs, params)
+    if big:
+        content, headers = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_response(*encode))
+    else:
+        content, headers = encode_response(*encode)
+    from starlette.responses import Response
+
+    return Response(content, headers=headers)
+
+
+async def inference(worker: Worker, request: Any) -> Any:
+    """Raw JPEG/PNG in, post-processed results and pre/infer/post timings out (LPDNN worker style)."""
+    from dk import api
+
+    runner = worker.require_ready()
+    start = time.perf_counter()
+    body = await read_body(worker, request)
+    engine = runner.engine
+    if len(engine.inputs) != 1 or len(engine.inputs[0].shape) != 4:
+        raise HttpError(400, f"image inference needs a model with one image input; send tensors to the "
+                             f"OIP v2 infer endpoint of model {worker.model.name!r} instead")
+    spec = engine.inputs[0]
+    pre = worker.model.meta.get("preprocessing") or {}
+    received = time.perf_counter()
+    if len(body) > OFFLOAD_BYTES:
+        x = await asyncio.get_running_loop().run_in_executor(
+            None, image_to_tensor, body, spec, pre, worker.config.max_image_pixels)
+    else:
+        x = image_to_tensor(body, spec, pre, worker.config.max_image_pixels)
+    pre_done = time.perf_counter()
+    outputs, timing = await runner.infer({spec.name: x})
+    infer_done = time.perf_counter()
+    task = worker.model.meta.get("task")
+    items = api.postprocess(task, outputs, worker.model.meta) if task else None
+    if items is None:
+        items = [{name: np.asarray(v)[0].tolist() for name, v in outputs.items()}]
+    done = time.perf_counter()
+    return json_response({
+        "model": worker.model.name,
+        "time": {"pre_processing_ms": (pre_done - received) * 1e3, "infer_ms": timing.infer_ms,
+                 "queue_ms": timing.queue_ms, "post_processing_ms": (done - infer_done) * 1e3,
+                 "processing_ms": (done - start) * 1e3},
+        "items": items,
+    })
+
+
+async def metrics(worker: Worker, request: Any) -> Any:
+    from starlette.responses import Response
+
+    return Response(worker.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def upload(worker: Worker, request: Any) -> Any:
+    from dk.serve.upload import store_upload
+
+    info = await store_upload(request.path_params["name"], request.stream(), request.headers.get("content-length"),
+                              worker.config.store, worker.config.max_upload)
+    request.state.body_read = True
+    return json_response({"stored": True, **info}, status=201)
+
+
+async def not_found(worker: Worker, request: Any) -> Any:
+    raise HttpError(404, "no such endpoint; the server metadata (GET /v2) names the model to infer with")
+
+
+async def method_not_allowed(worker: Worker, request: Any) -> Any:
+    raise HttpError(405, f"method {request.method[:16]} is not allowed on this endpoint")

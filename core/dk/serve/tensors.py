@@ -1,0 +1,184 @@
+"""Open Inference Protocol v2 tensors: JSON (flat or nested ``data``) and the binary extension.
+
+The binary extension (Triton's): the body starts with a JSON header of
+``Inference-Header-Content-Length`` bytes, followed by the raw little-endian bytes of every input
+whose ``parameters.binary_data_size`` is set, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import attrs
+import numpy as np
+
+from dk.serve.limits import HttpError, check_depth, check_shape, element_count
+from dk.specs import TensorSpec
+
+#: OIP datatype -> numpy dtype name, and back.
+DATATYPES = {
+    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
+    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
+    "FP32": "float32", "FP64": "float64",
+}
+NUMPY_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+BINARY_HEADER = "inference-header-content-length"
+MAX_TENSORS = 64
+
+
+@attrs.define
+class InferRequest:
+    """A decoded ``/v2/models/{name}/infer`` request."""
+
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    binary_outputs: bool
+    requested_outputs: list[str] | None
+
+
+def datatype_of(dtype: str) -> str:
+    return NUMPY_TO_DATATYPE.get(np.dtype(dtype).name, "BYTES")
+
+
+def oip_shape(spec: TensorSpec) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in spec.shape]
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    check_depth(body, max_depth)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise HttpError(400, f"JSON nested deeper than {max_depth} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+def decode_request(body: bytes, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
+                   max_bytes: int) -> InferRequest:
+    """Validate and decode an infer request against the model's input specs (400 on any problem)."""
+    binary = b""
+    if header_length is not None:
+        if not header_length.strip().isdigit() or int(header_length) > len(body):
+            raise HttpError(400, f"Inference-Header-Content-Length {header_length[:40]!r} is not a length "
+                                 f"within the {len(body)}-byte body")
+        split = int(header_length)
+        body, binary = body[:split], body[split:]
+    doc = parse_json(body, max_depth)
+    if not isinstance(doc, dict):
+        raise HttpError(400, "request must be a JSON object with an 'inputs' list")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise HttpError(400, "request needs a non-empty 'inputs' list")
+    if len(raw_inputs) > MAX_TENSORS:
+        raise HttpError(400, f"request has {len(raw_inputs)} inputs, more than {MAX_TENSORS}")
+    by_name = {s.name: s for s in specs}
+    inputs: dict[str, np.ndarray] = {}
+    offset = 0
+    for raw in raw_inputs:
+        array, used = _decode_input(raw, by_name, binary, offset, max_bytes)
+        offset += used
+        if raw["name"] in inputs:
+            raise HttpError(400, f"input {raw['name']!r} is given twice")
+        inputs[raw["name"]] = array
+    if offset != len(binary):
+        raise HttpError(400, f"binary data is {len(binary)} bytes but the inputs declare {offset}")
+    missing = [name for name in by_name if name not in inputs]
+    if missing:
+        raise HttpError(400, f"missing input(s) {', '.join(map(repr, missing))}; the model expects "
+                             f"{', '.join(map(repr, by_name))}")
+    params = doc.get("parameters") if isinstance(doc.get("parameters"), dict) else {}
+    outputs = doc.get("outputs")
+    requested, binary_out = _requested_outputs(outputs, params)
+    request_id = doc.get("id")
+    return InferRequest(str(request_id)[:128] if request_id is not None else None, inputs, binary_out, requested)
+
+
+def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: bytes, offset: int,
+                  max_bytes: int) -> tuple[np.ndarray, int]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise HttpError(400, "each input must be an object with 'name', 'shape', 'datatype' and 'data'")
+    name = raw["name"]
+    spec = by_name.get(name)
+    if spec is None:
+        raise HttpError(400, f"unknown input {name[:64]!r}; the model expects {', '.join(map(repr, by_name))}")
+    datatype = raw.get("datatype")
+    expected = datatype_of(spec.dtype)
+    if datatype != expected:
+        raise HttpError(400, f"input {name!r} has datatype {str(datatype)[:16]!r}, the model expects {expected}")
+    dtype = np.dtype(DATATYPES[datatype])
+    shape = check_shape(name, raw.get("shape"), dtype.itemsize, max_bytes)
+    _check_against_spec(name, shape, spec)
+    count = element_count(shape)
+    params = raw.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is not None:
+        if type(size) is not int or size != count * dtype.itemsize:
+            raise HttpError(400, f"input {name!r}: binary_data_size {str(size)[:20]} does not match shape "
+                                 f"{list(shape)} of {datatype} ({count * dtype.itemsize} bytes)")
+        if offset + size > len(binary):
+            raise HttpError(400, f"input {name!r}: binary data ends after {len(binary) - offset} of {size} bytes")
+        array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
+        return array.astype(dtype, copy=False).reshape(shape), size
+    if "data" not in raw:
+        raise HttpError(400, f"input {name!r} has no 'data' (and no binary_data_size)")
+    data = raw["data"]
+    if not isinstance(data, list):
+        data = [data]
+    try:
+        array = np.array(data)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(array.dtype)
+        array = array.astype(dtype, copy=False)
+    except (ValueError, TypeError, OverflowError):
+        raise HttpError(400, f"input {name!r}: data is not a (nested) list of {datatype} numbers") from None
+    if array.size != count:
+        raise HttpError(400, f"input {name!r}: data holds {array.size} values, shape {list(shape)} needs {count}")
+    return array.reshape(shape), 0
+
+
+def _check_against_spec(name: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
+    if len(shape) != len(spec.shape) or any(isinstance(w, int) and w != g for g, w in zip(shape, spec.shape)):
+        raise HttpError(400, f"input {name!r} has shape {list(shape)}, the model expects "
+                             f"{[d if isinstance(d, int) else -1 for d in spec.shape]}")
+
+
+def _requested_outputs(outputs: Any, params: Mapping[str, Any]) -> tuple[list[str] | None, bool]:
+    binary = params.get("binary_data_output") is True
+    if outputs is None:
+        return None, binary
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                for o in outputs):
+        raise HttpError(400, "'outputs' must be a list of objects with a 'name'")
+    for o in outputs:
+        p = o.get("parameters")
+        if isinstance(p, dict) and p.get("binary_data") is True:
+            binary = True
+    return [o["name"] for o in outputs], binary
+
+
+def encode_response(model: str, version: str, request_id: str | None, outputs: Mapping[str, np.ndarray],
+                    binary: bool, parameters: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """Body and extra headers of an infer response (binary outputs follow the JSON header)."""
+    entries = []
+    blobs = []
+    for name, value in outputs.items():
+        array = np.asarray(value)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype_of(array.dtype.name), "shape": list(array.shape)}
+        if binary:
+            blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = array.ravel().tolist()
+        entries.append(entry)
+    doc: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": entries,
+                           "parameters": dict(parameters)}
+    if request_id is not None:
+        doc["id"] = request_id
+    header = json.dumps(doc, separators=(",", ":")).encode()
+    if not binary:
+        return header, {"content-type": "application/json"}
+    return header + b"".join(blobs), {"content-type": "application/octet-stream",
+                                      BINARY_HEADER: str(len(header))}

@@ -1,0 +1,72 @@
+"""--allow-upload: ONNX only, size-limited, atomic, inside the store; no endpoint without the flag."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+
+import pytest
+
+pytest.importorskip("starlette", reason="dk serve needs starlette: pip install \"dk-core[serve]\"")
+
+from dk.default_model import ONNX_PATH  # noqa: E402
+from tests.core.test_serve_support import call, make_app  # noqa: E402
+
+
+def _upload(app, name: str, body: bytes | list[bytes], content_length: bool = True):
+    return asyncio.run(call(app, "POST", f"/v2/repository/models/{name}/upload", body,
+                            content_length=content_length))
+
+
+def _store_files(store):
+    return sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) if store.exists() else []
+
+
+def test_no_upload_endpoint_without_the_flag(tmp_path):
+    status, _, body = _upload(make_app(store=tmp_path), "m", ONNX_PATH.read_bytes())
+    assert status == 404 and "error" in json.loads(body)
+    assert _store_files(tmp_path) == []
+
+
+def test_onnx_upload_becomes_an_artifact_in_the_store(tmp_path):
+    from dk.artifacts import Artifact
+
+    data = ONNX_PATH.read_bytes()
+    chunks = [data[i:i + 4096] for i in range(0, len(data), 4096)]
+    status, _, body = _upload(make_app(allow_upload=True, store=tmp_path), "digits-v2", chunks)
+    doc = json.loads(body)
+    assert status == 201 and doc["stored"] is True and doc["name"] == "digits-v2"
+    assert doc["inputs"][0]["name"] == "input" and str(tmp_path) not in body.decode()
+    artifact = Artifact.load(tmp_path / "uploads" / "digits-v2")
+    artifact.verify()
+    assert artifact.model_file.read_bytes() == data and artifact.format == "onnx"
+    assert _store_files(tmp_path) == ["uploads/digits-v2/dk.json", "uploads/digits-v2/model.onnx"]
+
+
+@pytest.mark.parametrize("payload, message", [
+    (pickle.dumps({"weights": [1, 2, 3]}), "upload is a pickle or zip archive, not ONNX"),
+    (b"PK\x03\x04" + b"\x00" * 100, "upload is a pickle or zip archive, not ONNX"),
+    (ONNX_PATH.read_bytes()[:5000], "upload is not a valid ONNX model"),
+    (b"hello world", "upload is not a valid ONNX model"),
+])
+def test_non_onnx_uploads_are_refused_and_leave_nothing(tmp_path, payload, message):
+    status, _, body = _upload(make_app(allow_upload=True, store=tmp_path), "m", payload)
+    error = json.loads(body)["error"]
+    assert status == 400 and error.startswith(message), error
+    assert str(tmp_path) not in error and "/tmp" not in error
+    assert _store_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a.b", "-x", "x" * 65, "%2e%2e"])
+def test_names_cannot_leave_the_store(tmp_path, name):
+    status, _, body = _upload(make_app(allow_upload=True, store=tmp_path), name, ONNX_PATH.read_bytes())
+    assert status in (400, 404) and "error" in json.loads(body)
+    assert _store_files(tmp_path) == []
+
+
+def test_oversize_upload_is_refused_while_streaming(tmp_path):
+    app = make_app(allow_upload=True, store=tmp_path, max_upload=10_000)
+    status, _, body = _upload(app, "m", [b"\x08" * 1000] * 50, content_length=False)
+    assert status == 413 and json.loads(body) == {"error": "model exceeds the upload limit of 10000 bytes"}
+    assert _store_files(tmp_path) == []

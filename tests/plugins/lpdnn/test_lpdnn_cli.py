@@ -1,0 +1,68 @@
+"""End to end as a user runs it: ``dk serve`` in one process, ``dk compare --plugins ort,lpdnn``
+and ``dk run infer --plugin lpdnn`` in others; Ctrl-C stops the worker cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import run_dk
+
+
+def _start_serve(tmp_path, *args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "serve", "--plugin", "ort",
+         "--port", "0", "--log-level", "warning", "--store", str(tmp_path / "store"), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    line = proc.stderr.readline()
+    match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+    assert match, line + proc.stderr.read() if proc.poll() is not None else line
+    return proc, match.group(1)
+
+
+def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(tmp_path):
+    proc, url = _start_serve(tmp_path)
+    try:
+        env = {"DK_LPDNN_URL": url}
+        compare = run_dk("compare", "--plugins", "ort,lpdnn", "--out", str(tmp_path / "a"), "--json",
+                         env_extra=env, cwd=tmp_path)
+        assert compare.returncode == 0, compare.stderr
+        report = json.loads(compare.stdout)
+        assert report["samples"] == 360 and report["passed"] is True
+        assert [(r["engine"], r["max_abs"], r["cosine"]) for r in report["rows"]] == [("lpdnn:fp32", 0.0, 1.0)]
+        export = run_dk("run", "export", "--plugin", "lpdnn", "-o", f"url={url}", "--out", str(tmp_path / "b"),
+                        "--json", cwd=tmp_path)
+        assert export.returncode == 0, export.stderr
+        artifact = json.loads(export.stdout)["artifact"]["path"]
+        from dk.default_model import load_split
+        import numpy as np
+
+        np.save(tmp_path / "x.npy", load_split("eval")[0][:4])
+        results = {}
+        for plugin, extra in (("lpdnn", ["--artifact", artifact]), ("ort", ["--out", str(tmp_path / "c")])):
+            infer = run_dk("run", "infer", "--plugin", plugin, *extra, "--input", str(tmp_path / "x.npy"), "--json",
+                           cwd=tmp_path)
+            assert infer.returncode == 0, infer.stderr
+            results[plugin] = json.loads(infer.stdout)["results"]
+        assert len(results["lpdnn"]) == 4 and results["lpdnn"] == results["ort"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0, proc.stderr.read()
+
+
+def test_worker_down_is_one_clear_line(tmp_path):
+    proc, url = _start_serve(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(20)
+    time.sleep(0.1)
+    result = run_dk("run", "export", "--plugin", "lpdnn", "-o", f"url={url}", "-o", "retries=1",
+                    "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: cannot reach the worker at {url} after 2 attempts "
+                                     "(ConnectionRefusedError); is 'dk serve' running there?")
