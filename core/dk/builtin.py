@@ -1,4 +1,4 @@
-"""The core's own plugin (registered as ``core``): classification post-processing and the
+"""The core's own plugin (registered as ``core``): classification and detection post-processing and the
 host's CPU/RAM statistics. Always registered, never dispatched to with ``--plugin``."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ def dk_describe(probe: bool) -> PluginInfo:
 
 @hookimpl
 def dk_postprocess(task: str, outputs: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Any] | None:
+    if task == "detection":
+        from dk.detection import postprocess_detections
+
+        return postprocess_detections(outputs, meta)
     if task != "classification":
         return None
     from dk.postprocess import classify

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from dk.artifacts import Artifact
+    from dk.dataset import Dataset
     from dk.engine import Engine
     from dk.specs import ExportRequest, HwSample, PluginInfo, QuantizeRequest
 
@@ -143,7 +144,8 @@ def dk_postprocess(
     :param meta: The manifest's ``model`` section (labels, score thresholds, ...).
 
     :return: Results for the task, or ``None`` when this plugin does not handle ``task``.
-        dk's core handles ``classification`` (softmax, top-k with labels).
+        dk's core handles ``classification`` (softmax, top-k with labels) and ``detection``
+        (decode, score threshold, per-class NMS; see :mod:`dk.detection`).
 
     Broadcast to every plugin; the first that knows the task answers.
     Stops at first non-None result.
@@ -165,4 +167,31 @@ def dk_collect_hw_stats() -> Sequence[HwSample]:
         while benchmarks run. An exception is reported once and the plugin is not asked again.
 
     Broadcast to every plugin; all results are collected.
+    """
+
+
+# -------------------------------------------------------------------------
+# Data
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dk_load_dataset(location: str, split: str) -> Dataset | None:
+    """Open a labelled dataset for calibration and evaluation (``--data PATH``).
+
+    :param location: What the user passed to ``--data``: a folder or a file (never ``.npz``,
+        which core reads itself). Answer ``None`` for a location this plugin does not recognise.
+    :param split: ``calib`` (calibration for int8) or ``eval`` (accuracy). A plugin that knows
+        the source's own splits may pick one (for example ``train/`` for ``calib``, ``val/`` for
+        ``eval``); otherwise both see the same items.
+
+    :return: A :class:`~dk.dataset.Dataset`: task, class names and items (image path with a class
+        index or boxes), whose ``calibration(size, seed)`` and ``evaluation(limit)`` iterators
+        decode the images. Raise :class:`dk.errors.DkError` with one line for a source that is
+        recognised but unusable (unparsable, no images); record what could be skipped (missing
+        files, bad entries) in ``Dataset.warnings`` and go on.
+
+    Called by ``dk run quantize|bench|all --data PATH``. Broadcast to every plugin (the
+    ``datatool`` plugin reads DataTool ``dataset.json``, image folders and COCO files).
+    Stops at first non-None result.
     """

@@ -102,12 +102,23 @@ class EvalData:
     x: np.ndarray
     y: np.ndarray | None
     name: str
+    #: ``dk.evaluation.EvaluationSet`` of a ``--data`` dataset (task, detection ground truth);
+    #: score it with ``dk.evaluation.evaluate(run_all(engine, data.x), data.evaluation, meta)``
+    evaluation: Any = None
 
 
 def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> EvalData:
-    """``--data FILE.npz`` (arrays ``x`` and optional ``y``), else the default model's held-out
-    split when the model is the default, else seeded random inputs (no labels)."""
-    if opts.data:
+    """``--data FILE.npz`` (arrays ``x`` and optional ``y``), ``--data PATH`` of a dataset (a folder
+    of class sub-folders, DataTool dataset.json, COCO file: read by the ``dk_load_dataset`` hook and
+    pre-processed as the model declares), else the default model's held-out split when the model is
+    the default, else seeded random inputs (no labels)."""
+    if opts.data and not is_npz(opts.data):
+        from dk import evaluation
+
+        dataset = evaluation.load_dataset(opts.data, "eval")
+        found = evaluation.evaluation_set(dataset, engine.inputs[0], model_meta(opts), limit)
+        data = EvalData(found.x, found.y, f"{Path(opts.data).name} ({len(found.x)} {dataset.task} images)", found)
+    elif opts.data:
         x, y = load_npz(opts.data)
         data = EvalData(x, y, Path(opts.data).name)
     elif opts.source().kind == "default" and not opts.artifact or _is_default_artifact(opts):
@@ -120,8 +131,24 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> E
         x = random_inputs([spec], batch=_batch_of(engine, 8), seed=0)[spec.name]
         data = EvalData(x, None, "random(seed=0)")
     if limit is not None:
-        data = EvalData(data.x[:limit], None if data.y is None else data.y[:limit], data.name)
+        data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
     return data
+
+
+def is_npz(path: str) -> bool:
+    return Path(path).suffix.lower() == ".npz"
+
+
+def model_meta(opts: BuildOptions) -> dict[str, Any]:
+    """The model's ``model`` metadata (task, labels, pre-processing) without building anything."""
+    source = ModelSource("artifact", opts.artifact) if opts.artifact else opts.source()
+    if source.kind == "default":
+        from dk.sources import default_model_meta
+
+        return default_model_meta()
+    if source.kind == "artifact":
+        return Artifact.load(source.location).model_meta
+    return {"task": opts.options["task"]} if "task" in opts.options else {}
 
 
 def _is_default_artifact(opts: BuildOptions) -> bool:
@@ -143,6 +170,8 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
 def calibration_data(opts: BuildOptions, source: ModelSource):
     """(callable returning fresh feeds, name) from ``--data`` or the default model's calibration split;
     (None, "") when there is none and the plugin must choose."""
+    if opts.data and not is_npz(opts.data):
+        return _dataset_calibration(opts, source)
     if opts.data:
         x, _ = load_npz(opts.data)
         name = f"{Path(opts.data).name}[:{opts.calib_size}]"
@@ -161,6 +190,24 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
             yield {input_name: np.ascontiguousarray(x[i : i + 16])}
 
     return feeds, name
+
+
+def _dataset_calibration(opts: BuildOptions, source: ModelSource):
+    """Calibration feeds from a ``--data`` dataset: a seeded draw of ``--calib-size`` images."""
+    from dk import evaluation
+    from dk.onnx_io import io_specs, load_onnx
+    from dk.sources import resolve_onnx
+
+    dataset = evaluation.load_dataset(opts.data, "calib")
+    onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)
+    inputs, _ = io_specs(load_onnx(onnx_model.path, load_external_data=False))
+    meta = onnx_model.model_meta
+
+    def feeds() -> Iterator[dict[str, np.ndarray]]:
+        return evaluation.calibration_batches(dataset, inputs[0], meta, opts.calib_size)
+
+    count = min(opts.calib_size, len(dataset))
+    return feeds, f"{Path(opts.data).name}[{count} of {len(dataset)}, seed 0]"
 
 
 def _first_input_name(source: ModelSource) -> str:

@@ -134,7 +134,7 @@ def test_core_plugin_answers_classification_postprocess():
     )
     assert [c["label"] for c in results[0]["top_k"]] == ["b", "c", "a"]
     assert results[0]["top_k"][0]["score"] == pytest.approx(np.exp(3) / (1 + np.exp(3) + np.exp(1)), rel=1e-6)
-    assert manager.hook.dk_postprocess(task="detection", outputs={}, meta={}) is None
+    assert manager.hook.dk_postprocess(task="segmentation", outputs={}, meta={}) is None
 
 
 def test_core_collects_real_host_stats():

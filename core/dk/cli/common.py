@@ -27,8 +27,9 @@ _BUILD_OPTIONS = [
     click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset for torch export."),
     click.option("--simplify", is_flag=True, help="Simplify the ONNX graph (onnxslim or onnxsim)."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], tensorrt, ..."),
-    click.option("--data", type=click.Path(dir_okay=False), help=".npz with x (inputs) [and y (labels)] for "
-                 "calibration and evaluation (default: the embedded model's splits)."),
+    click.option("--data", type=click.Path(), help=".npz with x (inputs) [and y (labels)], or a dataset (folder of "
+                 "class sub-folders, DataTool dataset.json folder, COCO .json; see docs/data.md) for calibration "
+                 "and evaluation (default: the embedded model's splits)."),
     click.option("--calib-size", type=click.IntRange(1), default=128, show_default=True,
                  help="Calibration samples used for int8."),
     click.option("--method", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,

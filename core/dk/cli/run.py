@@ -13,29 +13,54 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 
 @click.command()
 @click.argument("stage", type=click.Choice(STAGES))
-@click.option("--plugin", "-p", required=True, help="The plugin that does the work (see 'dk doctor').")
+@click.option("--plugin", "-p", help="The plugin that does the work (see 'dk doctor').")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Target precision (default: fp32; int8 for quantize).")
 @build_options
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="infer: .npy (one input) or .npz (arrays by input name); default: eval samples.")
+@click.option("--input", "input_path", type=click.Path(),
+              help="infer: .npy (one input), .npz (arrays by input name), an image, a folder of images or a "
+              "video (.mp4); default: eval samples.")
+@click.option("--camera", type=click.IntRange(0), help="infer: read frames from camera N (needs OpenCV).")
+@click.option("--frames", type=click.IntRange(1), help="infer: stop a video or camera after N frames.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="infer/bench batch size.")
 @click.option("--iterations", type=click.IntRange(1), default=200, show_default=True, help="bench: timed calls.")
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="bench: untimed calls first.")
 @click.option("--duration", type=float, help="bench: time for this many seconds instead of --iterations.")
-@click.option("--reference", default="torch", show_default=True,
-              help="all: reference engine for parity and speed-up ('none' to skip).")
+@click.option("--reference", default=None,
+              help="all: reference engine for parity and speed-up (default torch; 'none' to skip). "
+              "bench: ENGINE:PRECISION for speed-up (default: the first of the sweep).")
+@click.option("--plugins", help="bench: several engines, e.g. torch,ort or ort:int8 (instead of --plugin).")
+@click.option("--precisions", help="bench: precisions to sweep, e.g. fp32,int8.")
+@click.option("--batches", help="bench: batch sizes to sweep, e.g. 1,4,8,16,32,64.")
+@click.option("--input-sizes", help="bench: input sizes to sweep (HxW or one size), e.g. 224,160x120.")
+@click.option("--include-preprocess/--exclude-preprocess", default=False, show_default=True,
+              help="bench: time pre-processing with inference.")
+@click.option("--include-copies/--exclude-copies", default=True, show_default=True,
+              help="bench: time host<->device copies (where the engine can separate them).")
+@click.option("--hw-interval", type=float, default=0.1, show_default=True,
+              help="bench: hardware statistics every S seconds (0: off).")
+@click.option("--output", type=click.Path(), help="bench: write the results (JSON) here. infer: folder for "
+              "results.json (CSV for videos) and rendered images/videos.")
+@click.option("--csv", type=click.Path(dir_okay=False), help="bench: write one CSV row per run here.")
+@click.option("--baseline", type=click.Path(dir_okay=False), help="bench: compare with this results JSON.")
+@click.option("--max-regression", default="5%", show_default=True,
+              help="bench: allowed worsening of latency, throughput or accuracy against --baseline.")
 def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     """Run one stage of the pipeline with one plugin.
 
     \b
     dk run export   --plugin ort [--precision fp16] [--shapes input:1x1x8x8 | --static]
     dk run quantize --plugin ort [--data calib.npz] [--method dynamic]
-    dk run infer    --plugin ort [--input x.npy] [--batch 4]
+    dk run infer    --plugin ort [--input x.npy | img.png | folder/ | clip.mp4] [--output DIR]
     dk run bench    --plugin ort [--batch 8] [--iterations 500]
+    dk run bench    --plugins torch,ort --precisions fp32,int8 --batches 1,8,32 --output results.json
     dk run all      --plugin ort      export + int8 + parity + bench, one table
     """
     as_json = kw.pop("as_json")
+    if not plugin and not (stage == "bench" and kw.get("plugins")):
+        from dk.errors import UsageError
+
+        raise UsageError("name the plugin with --plugin NAME (see 'dk doctor')")
     opts = make_build_options(kw)
     from dk.cli import stages
 
@@ -44,14 +69,17 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     elif stage == "quantize":
         result = stages.quantize(plugin, precision or "int8", opts, as_json)
     elif stage == "infer":
-        result = stages.infer(plugin, precision or "fp32", opts, kw["input_path"], kw["batch"], as_json)
+        from dk.cli.infer import infer
+
+        result = infer(plugin, precision or "fp32", opts, kw, as_json)
     elif stage == "bench":
-        result = stages.bench(plugin, precision or "fp32", opts, kw["batch"], kw["warmup"], kw["iterations"],
-                              kw["duration"], as_json)
+        from dk.cli.bench import bench
+
+        result = bench(plugin, precision, opts, kw, as_json)
     else:
         from dk.cli.run_all import run_all
 
-        result = run_all(plugin, opts, kw["reference"], kw["batch"], kw["warmup"], kw["iterations"], as_json)
+        result = run_all(plugin, opts, kw["reference"] or "torch", kw["batch"], kw["warmup"], kw["iterations"], as_json)
     if as_json:
         from dk.cli.render import print_json
 
