@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,11 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import HAS_TENSORRT
 
 from dk import api
-from tests.conftest import run_dk
 from dk.plugins import get_plugin_manager
+from tests.conftest import run_dk
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = ["dk_trt." + p.stem for p in (ROOT / "plugins/trt/dk_trt").glob("*.py") if p.stem != "__init__"]
