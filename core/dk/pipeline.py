@@ -213,6 +213,8 @@ def _dataset_calibration(opts: BuildOptions, source: ModelSource):
 def _first_input_name(source: ModelSource) -> str:
     if source.kind == "default":
         return "input"
+    if source.kind == "artifact":  # any format: the manifest knows the inputs
+        return Artifact.load(source.path).inputs[0].name
     from dk.onnx_io import io_specs, load_onnx
     from dk.sources import resolve_onnx
 

@@ -30,5 +30,7 @@ def test_every_hookspec_documents_its_arguments_and_return():
 
 def test_readme_commands_name_existing_paths():
     readme = (ROOT / "README.md").read_text()
-    for path in ("./core", "./plugins/torch", "./plugins/ort", "./examples/dk-plugin-onnxref"):
+    for path in ("./core", "./plugins/torch", "./plugins/ort", "./plugins/openvino", "./plugins/datatool",
+                 "./plugins/lpdnn", "./plugins/trt", "./plugins/torch2trt", "./plugins/cuda", "./plugins/jetson",
+                 "./plugins/rpi", "./examples/dk-plugin-onnxref"):
         assert path in readme and (ROOT / path).is_dir(), path
