@@ -106,8 +106,8 @@ def _run_entry(plan, opts, entry: Entry, size, document, sampler, progress: Prog
         return
     with engine_cm as engine:
         data = _Data.for_engine(size_opts, engine)
-        accuracy = _accuracy(engine, data)
         meta = artifact.model_meta
+        accuracy, scores = _scores(engine, data, meta)
         task = meta.get("task")
         post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
         for batch in plan.batches:
@@ -119,6 +119,8 @@ def _run_entry(plan, opts, entry: Entry, size, document, sampler, progress: Prog
                 document["runs"].append({**run, "status": "skipped", "accuracy": accuracy,
                                          "error": f"the engine has a fixed batch of {fixed}; export without --static"})
                 continue
+            if hasattr(engine, "reset_timings"):
+                engine.reset_timings()
             try:
                 start = time.time()
                 timing = measure_pipeline(engine, data.raw_batch(batch), data.preprocess, post, region=plan.region,
@@ -130,6 +132,10 @@ def _run_entry(plan, opts, entry: Entry, size, document, sampler, progress: Prog
                 continue
             run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
                        window=[start, end])
+            if scores is not None:
+                run["metrics"] = scores
+            if hasattr(engine, "timings"):  # remote engines: network time apart from the target's infer time
+                run["remote"] = engine.timings()
             if sampler is not None:
                 run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
             document["runs"].append(run)
@@ -152,10 +158,18 @@ def _failed(exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "error": message}
 
 
-def _accuracy(engine, data: "_Data") -> float | None:
-    if data.y is None:
-        return None
-    return pipeline.top1_accuracy(pipeline.run_all(engine, data.model_x), data.y)
+def _scores(engine, data: "_Data", meta: dict) -> tuple[float | None, dict | None]:
+    """Top-1 accuracy where labels are known, and the task's metrics (detection mAP,
+    per-class precision/recall) for a ``--data`` dataset; one pass over the data."""
+    if data.y is None and data.evaluation is None:
+        return None, None
+    outputs = pipeline.run_all(engine, data.model_x)
+    accuracy = pipeline.top1_accuracy(outputs, data.y) if data.y is not None else None
+    if data.evaluation is None:
+        return accuracy, None
+    from dk.evaluation import evaluate
+
+    return accuracy, evaluate(outputs, data.evaluation, meta)
 
 
 @attrs.define
@@ -171,6 +185,7 @@ class _Data:
     model_x: np.ndarray
     y: np.ndarray | None
     preprocess_name: str
+    evaluation: Any = None
 
     @classmethod
     def for_engine(cls, opts: Any, engine: Any) -> "_Data":
@@ -182,7 +197,7 @@ class _Data:
             with np.load(DATA_PATH, allow_pickle=False) as arrays:
                 raw = arrays["x_eval"]
             return cls(data.name, name, raw, data.x, data.y, "dk.default_model.preprocess")
-        return cls(data.name, name, data.x, data.x, data.y, "none")
+        return cls(data.name, name, data.x, data.x, data.y, "none", data.evaluation)
 
     def raw_batch(self, batch: int) -> np.ndarray:
         reps = -(-batch // len(self.raw))

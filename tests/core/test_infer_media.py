@@ -115,6 +115,15 @@ def test_detection_map_on_a_coco_file(tmp_path, detector):
     assert 0.0 <= metrics["map"] <= metrics["map50"] <= 1.0
 
 
+def test_bench_on_a_coco_file_reports_detection_map(tmp_path, detector):
+    result = _json(run_dk("run", "bench", "--plugin", "ort", "--artifact", detector, "--data",
+                          str(coco_file(tmp_path / "coco")), "--iterations", "3", "--warmup", "1",
+                          "--hw-interval", "0", "--json"))
+    metrics = result["runs"][0]["metrics"]
+    assert metrics["task"] == "detection" and metrics["images"] == 3
+    assert 0.0 <= metrics["map"] <= metrics["map50"] <= 1.0
+
+
 def test_bad_media_are_one_error_line_each(tmp_path, artifacts):
     pytest.importorskip("cv2", reason="opencv-python-headless is not installed")
     (tmp_path / "empty").mkdir()

@@ -69,6 +69,11 @@ class RemoteEngine(Engine):
         return {"calls": len(data), "p50_total_ms": float(total), "p50_target_infer_ms": float(infer),
                 "p50_server_ms": float(server), "p50_network_ms": float(network)}
 
+    def reset_timings(self) -> None:
+        """Forget the calls so far (the benchmark calls this before each timed run)."""
+        with self._lock:
+            self._samples.clear()
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "url": self.client.url, "model": self.model, "timings": self.timings()}
 

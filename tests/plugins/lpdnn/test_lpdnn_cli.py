@@ -51,6 +51,13 @@ def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(tmp_path):
             assert infer.returncode == 0, infer.stderr
             results[plugin] = json.loads(infer.stdout)["results"]
         assert len(results["lpdnn"]) == 4 and results["lpdnn"] == results["ort"]
+        bench = run_dk("run", "bench", "--plugin", "lpdnn", "--artifact", artifact, "--iterations", "20",
+                       "--warmup", "2", "--hw-interval", "0", "--json", cwd=tmp_path)
+        assert bench.returncode == 0, bench.stderr
+        remote = json.loads(bench.stdout)["runs"][0]["remote"]
+        assert remote["calls"] == 22  # warm-up and timed calls of this run only
+        assert remote["p50_total_ms"] >= remote["p50_server_ms"] >= remote["p50_target_infer_ms"] > 0
+        assert remote["p50_network_ms"] > 0
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0, proc.stderr.read()
