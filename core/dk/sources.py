@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 
@@ -106,6 +106,20 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
         meta,
         meta.get("name", "model"),
     )
+
+
+def original_source(origin: Mapping[str, Any]) -> ModelSource | None:
+    """The source an artifact was built from (its manifest's ``source``), if it is still there
+    unchanged: the default model, or the same ONNX file with the same sha256. Used when an
+    artifact's own model cannot be read by the next tool (ORT-only fused operators)."""
+    kind, location = origin.get("kind"), origin.get("location", "")
+    if kind == "default":
+        return ModelSource("default", location)
+    if kind == "onnx" and Path(location).is_file():
+        candidate = ModelSource("onnx", location)
+        if _onnx_fingerprint(candidate.path) == origin.get("sha256"):
+            return candidate
+    return None
 
 
 def _onnx_fingerprint(path: Path) -> str:

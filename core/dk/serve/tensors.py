@@ -13,16 +13,10 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 
+from dk.oip import DATATYPES, NUMPY_TO_DATATYPE
 from dk.serve.limits import HttpError, check_depth, check_shape, element_count
 from dk.specs import TensorSpec
 
-#: OIP datatype -> numpy dtype name, and back.
-DATATYPES = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
-    "FP32": "float32", "FP64": "float64",
-}
-NUMPY_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 BINARY_HEADER = "inference-header-content-length"
 MAX_TENSORS = 64
 

@@ -14,14 +14,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from dk.errors import InputError, ModelError, UsageError
+from dk.oip import DATATYPES, NUMPY_TO_DATATYPE
 from dk_lpdnn.errors import WorkerError
 
-DATATYPES = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
-    "FP32": "float32", "FP64": "float64",
-}
-TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 HEADER = "Inference-Header-Content-Length"
 #: Errors after which the request is sent again (the worker was not reached or dropped the connection).
 RETRYABLE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
@@ -145,7 +140,7 @@ def encode_request(feeds: Mapping[str, np.ndarray], outputs: Sequence[str], bina
     inputs, blobs = [], []
     for name, array in feeds.items():
         entry: dict[str, Any] = {"name": name, "shape": list(array.shape),
-                                 "datatype": TO_DATATYPE.get(array.dtype.name, "BYTES")}
+                                 "datatype": NUMPY_TO_DATATYPE.get(array.dtype.name, "BYTES")}
         if binary:
             blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}

@@ -13,8 +13,9 @@ import numpy as np
 from dk.artifacts import Artifact
 from dk.engine import Engine, InputChecker
 from dk.errors import DkError, ModelError, UsageError
+from dk.oip import DATATYPES
 from dk.specs import TensorSpec
-from dk_lpdnn.client import DATATYPES, WorkerClient
+from dk_lpdnn.client import WorkerClient
 
 LOAD_OPTIONS = {
     "url": "worker URL, overrides the one recorded in the artifact",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 from collections.abc import Iterator
@@ -142,18 +141,10 @@ def default_calibration(input_name: str, batch: int = 16) -> CalibrationData:
 
 def fingerprint(calibration: CalibrationData, name: str) -> CalibrationInfo:
     """Size and sha256 of a calibration set, so a changed set rebuilds the cached artifact."""
-    digest, samples, batches = hashlib.sha256(), 0, 0
-    for feed in _as_arrays(calibration):
-        for key in sorted(feed):
-            array = feed[key]
-            digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
-            digest.update(array.tobytes())
-        first = next(iter(feed.values()), None)
-        samples += int(first.shape[0]) if first is not None and first.ndim else 1
-        batches += 1
-    if batches == 0:
-        raise DkError("the calibration set is empty; give at least one batch of inputs")
-    return CalibrationInfo(name, samples, batches, digest.hexdigest())
+    from dk.calibration import fingerprint as calibration_fingerprint
+
+    info = calibration_fingerprint(calibration)
+    return CalibrationInfo(name, info["samples"], info["batches"], info["sha256"])
 
 
 def _as_arrays(calibration: CalibrationData) -> Iterator[dict[str, Any]]:

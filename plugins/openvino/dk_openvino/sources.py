@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 from dk.artifacts import Artifact, SourceInfo
 from dk.errors import ModelError
+from dk.sources import original_source
 from dk.specs import ExportRequest, ModelSource
 
 from dk_openvino.ir import FORMAT, convert_onnx, read_ir
@@ -69,7 +70,7 @@ def _from_fused_onnx_artifact(artifact: Artifact, request: ExportRequest | None)
     from dk_openvino.shapes import apply_shapes
 
     origin = artifact.manifest.get("source", {})
-    original = _original_source(origin)
+    original = original_source(origin)
     if original is None:
         raise ModelError(
             f"artifact {artifact.path} holds ONNX Runtime-specific fused ops ({', '.join(artifact.manifest['extra']['op_domains'])}) "
@@ -90,15 +91,3 @@ def _ranges(options: Mapping[str, Any], key: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v) for k, v in (options.get(key) or {}).items()}
 
 
-def _original_source(origin: Mapping[str, Any]) -> ModelSource | None:
-    """The default model, or the same unchanged ONNX file, that an artifact was built from."""
-    from dk.sources import resolve_onnx
-
-    kind, location = origin.get("kind"), origin.get("location", "")
-    if kind == "default":
-        return ModelSource("default", location)
-    if kind == "onnx" and Path(location).is_file():
-        candidate = ModelSource("onnx", location)
-        if resolve_onnx(candidate).source.sha256 == origin.get("sha256"):
-            return candidate
-    return None

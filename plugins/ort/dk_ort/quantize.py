@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -10,7 +9,9 @@ from typing import Any, Iterable, Mapping
 import attrs
 
 from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.calibration import fingerprint
 from dk.errors import DkError, ModelError
+from dk.sources import original_source
 from dk.specs import CalibrationData, ModelSource, QuantizeRequest, TensorSpec
 
 from dk_ort.export import PLUGIN
@@ -132,7 +133,7 @@ def quantizable_source(source: ModelSource) -> QuantSource:
     origin = artifact.manifest.get("source", {})
     if not artifact.manifest.get("extra", {}).get("op_domains"):
         return QuantSource(load_onnx(resolved.path), origin.get("kind", "artifact"), resolved, ranges)
-    original = _original_source(origin)
+    original = original_source(origin)
     if original is None:
         raise ModelError(
             f"artifact {source.path} holds ONNX Runtime-specific fused ops and its source "
@@ -147,17 +148,6 @@ def quantizable_source(source: ModelSource) -> QuantSource:
     return QuantSource(model, original.kind, resolved, ranges)
 
 
-def _original_source(origin: Mapping[str, Any]) -> ModelSource | None:
-    from dk.sources import resolve_onnx
-
-    kind, location = origin.get("kind"), origin.get("location", "")
-    if kind == "default":
-        return ModelSource("default", location)
-    if kind == "onnx" and Path(location).is_file():
-        candidate = ModelSource("onnx", location)
-        if resolve_onnx(candidate).source.sha256 == origin.get("sha256"):
-            return candidate
-    return None
 
 
 def default_calibration(input_name: str, batch: int) -> CalibrationData:
@@ -172,22 +162,6 @@ def default_calibration(input_name: str, batch: int) -> CalibrationData:
     return feeds
 
 
-def fingerprint(calibration: CalibrationData) -> dict[str, Any]:
-    """Size (samples, batches) and sha256 of a calibration set, so a changed set rebuilds the cache."""
-    import numpy as np
-
-    digest, samples, batches = hashlib.sha256(), 0, 0
-    for feed in calibration():
-        for key in sorted(feed):
-            array = np.ascontiguousarray(feed[key])
-            digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
-            digest.update(array.data)
-        first = next(iter(feed.values()), None)
-        samples += int(np.shape(first)[0]) if first is not None and np.ndim(first) else 1
-        batches += 1
-    if batches == 0:
-        raise DkError("the calibration set is empty; give at least one batch of inputs")
-    return {"size": samples, "batches": batches, "sha256": digest.hexdigest()}
 
 
 def pre_process(model: Any, folder: Path) -> Path:

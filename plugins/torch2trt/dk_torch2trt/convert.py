@@ -106,7 +106,7 @@ def quantize_trt_module(request: QuantizeRequest) -> Artifact:
     settings = convert_settings("int8", request.options)
     from dk.cli.options import parse_shapes
 
-    from dk_trt.calibrator import fingerprint
+    from dk.calibration import fingerprint
 
     options = {**request.build_options(), "calibration": fingerprint(request.calibration)}
     return _convert(request.source, request.out_dir, parse_shapes(request.options.get("shapes")), settings,

@@ -57,21 +57,3 @@ def entropy_calibrator(calibration: CalibrationData, cache_file: Path | None, bu
             os.replace(tmp, cache_file)
 
     return EntropyCalibrator(), shapes
-
-
-def fingerprint(calibration: CalibrationData) -> dict[str, Any]:
-    """Batches, samples and sha256 of a calibration set: a changed set changes the cache key."""
-    import hashlib
-
-    digest, samples, batches = hashlib.sha256(), 0, 0
-    for feed in calibration():
-        for key in sorted(feed):
-            array = np.ascontiguousarray(feed[key])
-            digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
-            digest.update(array.data)
-        first = next(iter(feed.values()), None)
-        samples += int(np.shape(first)[0]) if first is not None and np.ndim(first) else 1
-        batches += 1
-    if batches == 0:
-        raise DkError("the calibration set is empty; give at least one batch of inputs")
-    return {"samples": samples, "batches": batches, "sha256": digest.hexdigest()}

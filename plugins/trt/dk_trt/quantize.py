@@ -53,7 +53,7 @@ def quantize_engine(request: QuantizeRequest) -> Artifact:
                                options=trt_options, force=request.force)
         prepared = prepare_export(export, calibrated=True)
         env = build_environment("cuda", prepared.settings, "entropy")
-        from dk_trt.calibrator import fingerprint
+        from dk.calibration import fingerprint
 
         info = {"name": request.calibration_name or "custom", **fingerprint(request.calibration)}
         cache = request.options.get("calib_cache")
@@ -108,7 +108,7 @@ def qat_source(request: QuantizeRequest) -> ModelSource:
         inputs, outputs = io_specs(load_onnx(folder / f"{name}.onnx"))
         return BuiltModel([f"{name}.onnx"], "onnx", "int8", inputs, outputs, {"qat": _asdict(report)})
 
-    from dk_trt.calibrator import fingerprint
+    from dk.calibration import fingerprint
 
     options: dict[str, Any] = {**request.build_options(), "calibration": fingerprint(request.calibration)}
     if train is not None:

@@ -32,7 +32,7 @@ def test_static_int8_is_qdq_with_calibration_recorded(int8_artifact):
     assert options["method"] == "static" and options["per_channel"] is True
     assert options["activations"] == "uint8"
     assert options["calibration"]["name"] == "digits-calib"
-    assert (options["calibration"]["size"], options["calibration"]["batches"]) == (128, 8)
+    assert (options["calibration"]["samples"], options["calibration"]["batches"]) == (128, 8)
     assert int8_artifact.manifest["inputs"][0]["shape"] == ["batch", 1, 8, 8]
 
 
@@ -81,7 +81,7 @@ def test_custom_calibration_is_fingerprinted(tmp_path):
                               calibration_name="mine")
     first = api.quantize("ort", request)
     calib = first.manifest["options"]["calibration"]
-    assert (calib["name"], calib["size"], calib["batches"]) == ("mine", 64, 2)
+    assert (calib["name"], calib["samples"], calib["batches"]) == ("mine", 64, 2)
     assert api.quantize("ort", request).reused
     request.calibration = calibration(0.5)  # same name, other data: the cache must not match
     second = api.quantize("ort", request)
