@@ -160,6 +160,20 @@ def artifact_name(
     return f"{name}_{suffix}" if suffix else name
 
 
+def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[TensorSpec], precision: str,
+                        suffix: str = "") -> str:
+    """:func:`artifact_name` with the size of the first input and the version and variant that the
+    model's manifest section declares (``1.0`` and ``default`` when it does not)."""
+    return artifact_name(
+        model,
+        input_hw(inputs[0]) if inputs else None,
+        precision,
+        version=str(meta.get("version", "1.0")),
+        variant=str(meta.get("variant", "default")),
+        suffix=suffix,
+    )
+
+
 def input_hw(spec: TensorSpec) -> tuple[int, int] | None:
     """Height and width of a 4-D NCHW input when both are fixed, else ``None``."""
     if len(spec.shape) == 4 and all(isinstance(d, int) for d in spec.shape[2:]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.errors import DkError
 from dk.specs import ExportRequest
 
@@ -29,13 +29,7 @@ def export_ir(request: ExportRequest) -> Artifact:
     model = apply_shapes(src.model, request.shapes, request.min_shapes, request.max_shapes, request.dynamic_batch)
     inputs, outputs = port_specs(model.inputs), port_specs(model.outputs)
     meta = src.model_meta
-    name = artifact_name(
-        src.model_name,
-        input_hw(inputs[0]) if inputs else None,
-        request.precision,
-        version=str(meta.get("version", "1.0")),
-        variant=str(meta.get("variant", "default")),
-    )
+    name = model_artifact_name(src.model_name, meta, inputs, request.precision)
 
     def build(folder: Path) -> BuiltModel:
         files = save_ir(model, folder, name, compress_to_fp16=request.precision == "fp16")

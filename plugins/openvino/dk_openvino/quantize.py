@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.errors import DkError, MissingDependency, ModelError
 from dk.specs import CalibrationData, QuantizeRequest
 
@@ -66,13 +66,7 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     subset_size = parse_int(own_options, "subset_size", info.samples, minimum=1)
     inputs = port_specs(src.model.inputs)
     meta = src.model_meta
-    name = artifact_name(
-        src.model_name,
-        input_hw(inputs[0]) if inputs else None,
-        "int8",
-        version=str(meta.get("version", "1.0")),
-        variant=str(meta.get("variant", "default")),
-    )
+    name = model_artifact_name(src.model_name, meta, inputs, "int8")
 
     def build(folder: Path) -> BuiltModel:
         quantized = run_nncf(nncf, src.model, calibration, request.per_channel, preset, subset_size, fast_bias)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.errors import DkError, MissingDependency, ModelError
 from dk.specs import ExportRequest, TensorSpec
 
@@ -52,13 +52,7 @@ def export_onnx(request: ExportRequest) -> Artifact:
     inputs, _ = io_specs(model)
     inputs = with_ranges(inputs, request.min_shapes, request.max_shapes)
     meta = onnx_model.model_meta
-    name = artifact_name(
-        onnx_model.model_name,
-        input_hw(inputs[0]) if inputs else None,
-        request.precision,
-        version=str(meta.get("version", "1.0")),
-        variant=str(meta.get("variant", "default")),
-    )
+    name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision)
 
     def build(folder: Path) -> BuiltModel:
         main = f"{name}.onnx"

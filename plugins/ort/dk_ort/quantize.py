@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.calibration import fingerprint
 from dk.errors import DkError, ModelError
 from dk.sources import original_source
@@ -71,13 +71,7 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
 
     meta = src.onnx.model_meta
     inputs = [src.ranges.get(s.name, s) for s in inputs]
-    name = artifact_name(
-        src.onnx.model_name,
-        input_hw(inputs[0]) if inputs else None,
-        "int8",
-        version=str(meta.get("version", "1.0")),
-        variant=str(meta.get("variant", "default")),
-    )
+    name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8")
     settings: dict[str, Any] = {"reduce_range": reduce_range}
     if method == "static":
         settings.update(activations=activations, calibrate=calibrate)

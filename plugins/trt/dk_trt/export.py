@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.errors import DkError, UsageError
 from dk.specs import PRECISIONS, CalibrationData, ExportRequest, TensorSpec
 
@@ -82,14 +82,7 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
         )
     settings = BuildSettings(request.precision, workspace, dla_core, Path(cache) if cache else None, profiles)
     meta = onnx_model.model_meta
-    name = artifact_name(
-        onnx_model.model_name,
-        input_hw(inputs[0]) if inputs else None,
-        request.precision,
-        version=str(meta.get("version", "1.0")),
-        variant=str(meta.get("variant", "default")),
-        suffix=settings.dla_suffix,
-    )
+    name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision, suffix=settings.dla_suffix)
     return PreparedExport(
         onnx_model, model, with_profiles(inputs, profiles), settings, name, request.out_dir, request.build_options()
     )
