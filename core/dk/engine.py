@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from numpy import ndarray
 
 from dk.errors import InputError
 from dk.specs import TensorSpec
@@ -59,8 +60,31 @@ class InputChecker:
             (s.name, np.dtype(s.dtype), len(s.shape), s.shape, s.min_shape, s.max_shape) for s in specs
         ]
         self._names = {s.name for s in specs}
+        # Fast path: per input, its dtype, rank and the fixed trailing dims after any dynamic ones
+        # (a dynamic batch followed by fixed C, H, W is one tuple comparison). Inputs with a
+        # dynamic dim after a fixed one, or with a shape range, go through the full check.
+        self._fast: list[tuple[str, np.dtype, int, int, tuple[int, ...]]] | None = []
+        for name, dtype, rank, shape, lo, hi in self._specs:
+            start = next((i for i in range(rank, 0, -1) if isinstance(shape[i - 1], str)), 0)
+            if lo is not None or hi is not None or any(isinstance(d, str) for d in shape[start:]):
+                self._fast = None
+                break
+            self._fast.append((name, dtype, rank, start, tuple(shape[start:])))
 
     def __call__(self, inputs: Mapping[str, Any]) -> None:
+        fast = self._fast
+        if fast is not None and len(inputs) == len(fast):
+            for name, dtype, rank, start, tail in fast:
+                array = inputs.get(name)
+                if type(array) is not ndarray or array.dtype != dtype or array.ndim != rank \
+                        or array.shape[start:] != tail:
+                    break
+            else:
+                return
+        self.explain(inputs)
+
+    def explain(self, inputs: Mapping[str, Any]) -> None:
+        """The full check: raise :class:`InputError` naming the first problem found."""
         if len(inputs) != len(self._specs):
             extra = sorted(set(inputs) - self._names)
             missing = sorted(self._names - set(inputs))
