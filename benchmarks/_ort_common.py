@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import platform
 import re
 import statistics
 import time
@@ -67,17 +64,9 @@ def median(values: list[float]) -> float:
 def machine() -> dict[str, Any]:
     import onnxruntime
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    from _machine import machine as facts
+
+    return facts(onnxruntime=onnxruntime.__version__)
 
 
 def record(name: str, result: dict[str, Any], readme_line: str) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -75,15 +72,9 @@ def median(values: list[float]) -> float:
 def machine() -> dict[str, Any]:
     import openvino
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "openvino": openvino.get_version(),
-            "python": platform.python_version(), "load_average": os.getloadavg(),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    from _machine import machine as facts
+
+    return facts(openvino=openvino.get_version())
 
 
 def timed(fn, seconds: float) -> tuple[int, float]:

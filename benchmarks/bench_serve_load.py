@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -28,6 +27,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _machine import machine  # noqa: E402
 from tests.core.test_serve_malformed import MAX_BODY, malformed_requests  # noqa: E402
 from tests.core.test_serve_support import infer_body  # noqa: E402
 
@@ -53,17 +53,6 @@ def start_worker(*args: str) -> tuple[subprocess.Popen, str]:
 def stop_worker(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGINT)
     return proc.wait(30)
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def record(name: str, result: dict[str, Any], readme_line: str) -> None:

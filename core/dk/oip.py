@@ -1,4 +1,9 @@
-"""Open Inference Protocol v2 (KServe/Triton) tensor datatypes, shared by server and clients."""
+"""Open Inference Protocol v2 (KServe/Triton) tensors: datatypes and the encoding of one tensor,
+shared by ``dk serve`` and its clients."""
+
+from __future__ import annotations
+
+from typing import Any
 
 #: OIP datatype -> numpy dtype name.
 DATATYPES = {
@@ -8,3 +13,19 @@ DATATYPES = {
 }
 #: numpy dtype name -> OIP datatype.
 NUMPY_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+
+
+def encode_tensor(name: str, array: Any, binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    """The JSON entry of one tensor and, with ``binary``, its little-endian bytes to append after
+    the JSON header (the entry then says how many); without, the values go into ``data``."""
+    import numpy as np
+
+    array = np.asarray(array)
+    entry: dict[str, Any] = {"name": name, "shape": list(array.shape),
+                             "datatype": NUMPY_TO_DATATYPE.get(array.dtype.name, "BYTES")}
+    if not binary:
+        entry["data"] = array.ravel().tolist()
+        return entry, None
+    blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    entry["parameters"] = {"binary_data_size": len(blob)}
+    return entry, blob

@@ -16,18 +16,19 @@ from dk.errors import InputError
 def export(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
     with render.step(f"exporting with {plugin} ({precision})", as_json):
         artifact = pipeline.export(plugin, precision, opts)
-    result = {"stage": "export", "plugin": plugin, "artifact": artifact.to_json()}
-    if not as_json:
-        render.artifact_summary(f"dk run export --plugin {plugin}", result["artifact"])
-    return result
+    return _artifact_result("export", plugin, artifact, as_json)
 
 
 def quantize(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
     with render.step(f"quantizing with {plugin} ({precision}, {opts.method})", as_json):
         artifact = pipeline.quantize(plugin, opts, precision)
-    result = {"stage": "quantize", "plugin": plugin, "artifact": artifact.to_json()}
+    return _artifact_result("quantize", plugin, artifact, as_json)
+
+
+def _artifact_result(stage: str, plugin: str, artifact, as_json: bool) -> dict[str, Any]:
+    result = {"stage": stage, "plugin": plugin, "artifact": artifact.to_json()}
     if not as_json:
-        render.artifact_summary(f"dk run quantize --plugin {plugin}", result["artifact"])
+        render.artifact_summary(f"dk run {stage} --plugin {plugin}", result["artifact"])
     return result
 
 

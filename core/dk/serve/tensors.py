@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 
-from dk.oip import DATATYPES, NUMPY_TO_DATATYPE
+from dk.oip import DATATYPES, NUMPY_TO_DATATYPE, encode_tensor
 from dk.serve.limits import HttpError, check_depth, check_shape, element_count
 from dk.specs import TensorSpec
 
@@ -158,15 +158,10 @@ def encode_response(model: str, version: str, request_id: str | None, outputs: M
     entries = []
     blobs = []
     for name, value in outputs.items():
-        array = np.asarray(value)
-        entry: dict[str, Any] = {"name": name, "datatype": datatype_of(array.dtype.name), "shape": list(array.shape)}
-        if binary:
-            blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = array.ravel().tolist()
+        entry, blob = encode_tensor(name, value, binary)
         entries.append(entry)
+        if blob is not None:
+            blobs.append(blob)
     doc: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": entries,
                            "parameters": dict(parameters)}
     if request_id is not None:

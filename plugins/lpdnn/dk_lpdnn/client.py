@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from dk.errors import InputError, ModelError, UsageError
-from dk.oip import DATATYPES, NUMPY_TO_DATATYPE
+from dk.oip import DATATYPES, encode_tensor
 from dk_lpdnn.errors import WorkerError
 
 HEADER = "Inference-Header-Content-Length"
@@ -139,15 +139,10 @@ class WorkerClient:
 def encode_request(feeds: Mapping[str, np.ndarray], outputs: Sequence[str], binary: bool) -> tuple[bytes, dict]:
     inputs, blobs = [], []
     for name, array in feeds.items():
-        entry: dict[str, Any] = {"name": name, "shape": list(array.shape),
-                                 "datatype": NUMPY_TO_DATATYPE.get(array.dtype.name, "BYTES")}
-        if binary:
-            blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = array.ravel().tolist()
+        entry, blob = encode_tensor(name, array, binary)
         inputs.append(entry)
+        if blob is not None:
+            blobs.append(blob)
     doc = {"inputs": inputs, "outputs": [{"name": o, "parameters": {"binary_data": binary}} for o in outputs]}
     header = json.dumps(doc, separators=(",", ":")).encode()
     if not binary:
