@@ -17,7 +17,7 @@ from dk import api, pipeline
 from dk.bench import measure_pipeline
 from dk.hwstats import HwSampler, energy_per_sample
 from dk.results import SCHEMA
-from dk.sweep import Entry, SweepPlan
+from dk.sweep import Cell, Entry, SweepPlan
 
 Progress = Callable[[str], None]
 
@@ -85,73 +85,117 @@ def _shapes_for(path: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
 
 def run_plan(plan: SweepPlan, opts: Any, document: dict, sampler: HwSampler | None,
              progress: Progress | None = None) -> None:
-    """Measure every (entry, input size, batch) of ``plan``, appending to ``document["runs"]``."""
-    for entry in plan.all_entries:
-        for size in plan.input_sizes or [None]:
-            _run_entry(plan, opts, entry, size, document, sampler, progress or (lambda _: None))
+    """The in-process runner: measure every cell of ``plan`` here, one after another, appending
+    to ``document["runs"]`` as runs finish."""
+    for cell in plan.cells():
+        run_cell(plan, opts, cell, document["runs"], sampler, progress)
     add_speedups(document, plan.reference or plan.entries[0])
 
 
-def _run_entry(plan, opts, entry: Entry, size, document, sampler, progress: Progress) -> None:
-    size_opts = attrs.evolve(opts, shapes=_shapes_for(_source_onnx(opts)[0], size)) if size else opts
-    base = {"engine": entry.engine, "precision": entry.precision, "device": opts.device,
-            "reference": entry == (plan.reference or plan.entries[0])}
+def run_cell(plan: SweepPlan, opts: Any, cell: Cell, runs: list, sampler: HwSampler | None,
+             progress: Progress | None = None, build: Callable[[], tuple[Any, dict]] | None = None) -> None:
+    """Build and measure one cell, appending one run record per batch to ``runs``; ``build``
+    replaces :func:`build_cell` (a fleet runner gets artifacts built elsewhere). Failures are
+    recorded, never raised."""
+    progress = progress or (lambda _: None)
     try:
-        artifact, options = _build(entry, size_opts)
-        engine_cm = api.load_engine(entry.engine, artifact, opts.device, options)
-    except Exception as exc:  # recorded; the sweep goes on with the next engine
-        for batch in plan.batches:
-            progress(f"{entry.label} batch {batch}")
-            document["runs"].append({**base, "batch": batch, "input_shape": None, **_failed(exc)})
+        artifact, options = build() if build is not None else build_cell(cell, opts)
+        engine_cm = api.load_engine(cell.entry.engine, artifact, opts.device, options)
+    except Exception as exc:  # recorded; the sweep goes on with the next cell
+        for batch in cell.batches:
+            progress(_describe(cell, batch))
+            runs.append({**run_base(plan, opts, cell), "batch": batch, "input_shape": None, **failed(exc)})
         return
     with engine_cm as engine:
-        data = _Data.for_engine(size_opts, engine)
-        meta = artifact.model_meta
-        accuracy, scores = _scores(engine, data, meta)
-        task = meta.get("task")
-        post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
-        for batch in plan.batches:
-            progress(f"{entry.label} batch {batch}" + (f" {size[0]}x{size[1]}" if size else ""))
-            shape = [batch, *engine.inputs[0].concrete_shape(batch)[1:]]
-            run = {**base, "batch": batch, "input_shape": shape, "artifact": str(artifact.path), "data": data.name}
-            fixed = engine.inputs[0].shape[0] if engine.inputs[0].shape else None
-            if isinstance(fixed, int) and fixed != batch:
-                document["runs"].append({**run, "status": "skipped", "accuracy": accuracy,
-                                         "error": f"the engine has a fixed batch of {fixed}; export without --static"})
-                continue
-            if hasattr(engine, "reset_timings"):
-                engine.reset_timings()
-            try:
-                start = time.time()
-                timing = measure_pipeline(engine, data.raw_batch(batch), data.preprocess, post, region=plan.region,
-                                          warmup=plan.warmup, iterations=plan.iterations, duration=plan.duration,
-                                          batch=batch)
-                end = time.time()
-            except Exception as exc:
-                document["runs"].append({**run, "accuracy": accuracy, **_failed(exc)})
-                continue
-            run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
-                       window=[start, end])
-            if scores is not None:
-                run["metrics"] = scores
-            if hasattr(engine, "timings"):  # remote engines: network time apart from the target's infer time
-                run["remote"] = engine.timings()
-            if sampler is not None:
-                run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
-            document["runs"].append(run)
+        _measure(plan, cell_options(opts, cell), cell, artifact, engine, runs, sampler, progress)
 
 
-def _build(entry: Entry, opts: Any):
-    """The artifact and load options for an entry. The torch engine runs fp16 from its fp32 export
+def cell_options(opts: Any, cell: Cell) -> Any:
+    """``opts`` with the cell's input size as the export shapes."""
+    if cell.size is None:
+        return opts
+    return attrs.evolve(opts, shapes=_shapes_for(_source_onnx(opts)[0], cell.size))
+
+
+def build_cell(cell: Cell, opts: Any):
+    """The artifact and load options for a cell. The torch engine runs fp16 from its fp32 export
     (a load option), so its fp16 entry builds fp32."""
+    size_opts = cell_options(opts, cell)
+    entry = cell.entry
     options = dict(opts.options)
     if entry.engine == "torch" and entry.precision == "fp16":
         options["precision"] = "fp16"
-        return pipeline.build(entry.engine, "fp32", opts), options
-    return pipeline.build(entry.engine, entry.precision, opts), options
+        return pipeline.build(entry.engine, "fp32", size_opts), options
+    return pipeline.build(entry.engine, entry.precision, size_opts), options
 
 
-def _failed(exc: BaseException) -> dict[str, Any]:
+def run_base(plan: SweepPlan, opts: Any, cell: Cell) -> dict[str, Any]:
+    """The fields every run record of ``cell`` starts with."""
+    entry = cell.entry
+    base = {"engine": entry.engine, "precision": entry.precision, "device": opts.device,
+            "reference": entry == (plan.reference or plan.entries[0])}
+    if cell.target is not None:
+        base["target"] = cell.target
+    return base
+
+
+def _describe(cell: Cell, batch: int) -> str:
+    size = f" {cell.size[0]}x{cell.size[1]}" if cell.size else ""
+    return f"{cell.entry.label} batch {batch}{size}" + (f" @{cell.target}" if cell.target else "")
+
+
+def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, progress: Progress) -> None:
+    data = _Data.for_engine(opts, engine)
+    meta = artifact.model_meta
+    accuracy, scores = _scores(engine, data, meta)
+    task = meta.get("task")
+    post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
+    for batch in cell.batches:
+        progress(_describe(cell, batch))
+        shape = [batch, *engine.inputs[0].concrete_shape(batch)[1:]]
+        run = {**run_base(plan, opts, cell), "batch": batch, "input_shape": shape, "artifact": str(artifact.path),
+               "data": data.name}
+        fixed = engine.inputs[0].shape[0] if engine.inputs[0].shape else None
+        if isinstance(fixed, int) and fixed != batch:
+            runs.append({**run, "status": "skipped", "accuracy": accuracy,
+                         "error": f"the engine has a fixed batch of {fixed}; export without --static"})
+            continue
+        if hasattr(engine, "reset_timings"):
+            engine.reset_timings()
+        try:
+            start = time.time()
+            timing = measure_pipeline(engine, data.raw_batch(batch), data.preprocess, post, region=plan.region,
+                                      warmup=plan.warmup, iterations=plan.iterations, duration=plan.duration,
+                                      batch=batch)
+            end = time.time()
+            layers = _profile_layers(engine, data.preprocess(data.raw_batch(batch))) if plan.profile_layers else None
+        except Exception as exc:
+            runs.append({**run, "accuracy": accuracy, **failed(exc)})
+            continue
+        run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
+                   window=[start, end])
+        if scores is not None:
+            run["metrics"] = scores
+        if layers is not None:
+            run["layers"] = layers
+        if hasattr(engine, "timings"):  # remote engines: network time apart from the target's infer time
+            run["remote"] = engine.timings()
+        if sampler is not None:
+            run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
+        runs.append(run)
+
+
+def _profile_layers(engine, feeds) -> list[dict]:
+    """Per-layer times (``--profile-layers``) from engines that can profile their layers."""
+    if not hasattr(engine, "profile_layers"):
+        from dk.errors import UsageError
+
+        raise UsageError(f"engine {engine.name!r} has no per-layer profiler (--profile-layers needs one, "
+                         "e.g. the trt engine)")
+    return [dict(row) for row in engine.profile_layers(feeds, runs=10)]
+
+
+def failed(exc: BaseException) -> dict[str, Any]:
     from dk.errors import DkError
 
     message = str(exc) if isinstance(exc, DkError) else f"{type(exc).__name__}: {exc}"
@@ -212,10 +256,10 @@ class _Data:
 
 
 def add_speedups(document: dict, reference: Entry) -> None:
-    """``speedup`` of each ok run: the reference's p50 latency over the run's, at the same batch
-    and input shape (None where the reference has no such run)."""
+    """``speedup`` of each ok run: the reference's p50 latency over the run's, at the same batch,
+    input shape and target (None where the reference has no such run)."""
     ref = {
-        (r["batch"], tuple(r.get("input_shape") or ())): r["latency"]["p50_ms"]
+        (r["batch"], tuple(r.get("input_shape") or ()), r.get("target")): r["latency"]["p50_ms"]
         for r in document["runs"]
         if r["status"] == "ok" and r["engine"] == reference.engine and r["precision"] == reference.precision
     }
@@ -223,5 +267,5 @@ def add_speedups(document: dict, reference: Entry) -> None:
     for run in document["runs"]:
         if run["status"] != "ok":
             continue
-        base = ref.get((run["batch"], tuple(run.get("input_shape") or ())))
+        base = ref.get((run["batch"], tuple(run.get("input_shape") or ()), run.get("target")))
         run["speedup"] = base / run["latency"]["p50_ms"] if base and run["latency"]["p50_ms"] else None

@@ -195,3 +195,34 @@ def dk_load_dataset(location: str, split: str) -> Dataset | None:
     ``datatool`` plugin reads DataTool ``dataset.json``, image folders and COCO files).
     Stops at first non-None result.
     """
+
+
+# -------------------------------------------------------------------------
+# Sweeps
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dk_sweep_runner(name: str, address: str | None, options: Mapping[str, Any]) -> Any:
+    """Provide a runner that measures the cells of a benchmark sweep somewhere else.
+
+    :param name: The runner the user asked for: ``dk run bench --runner NAME`` (``--ray ADDRESS``
+        is ``--runner ray`` with an address). Answer ``None`` for a name this plugin does not
+        provide; ``local`` (the in-process runner) is core's own and never asked for.
+    :param address: Where the runner should connect (a cluster address, ``auto``), or None.
+    :param options: Runner settings from the command line: ``shared_dir`` (a folder every node
+        sees, to build artifacts in instead of shipping them), or None.
+
+    :return: An object with the :class:`dk.runners.SweepRunner` protocol: ``name``, ``local``
+        (False: cells run elsewhere and each run carries its own hardware samples), ``run(plan,
+        opts, document, sampler, progress)`` which appends run records to ``document["runs"]`` as
+        they arrive, adds speed-ups with :func:`dk.benchrun.add_speedups`, and on
+        ``KeyboardInterrupt`` cancels what is outstanding and re-raises; and ``describe()``, a
+        JSON-ready dict recorded as ``document["runner"]``. A runner measures a cell with
+        :func:`dk.benchrun.run_cell`, so every runner's runs have the same fields. Raise
+        :class:`dk.errors.DkError` with one line when the runner cannot start (library missing,
+        cluster unreachable).
+
+    Called once by ``dk run bench`` before anything is built. Broadcast to every plugin (the
+    ``ray`` plugin provides ``ray``). Stops at first non-None result.
+    """

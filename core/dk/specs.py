@@ -190,6 +190,8 @@ class PluginInfo:
     :ivar status: ``ok``, ``missing-dependency`` or ``no-device``.
     :ivar versions: Versions of the libraries it wraps that are installed.
     :ivar details: Anything else worth showing (``--probe`` results, device names).
+    :ivar targets: Fleet target tags this platform plugin recognises this machine as (``cuda-sm90``,
+        ``jetson-orin``, ``rpi4``); ``dk doctor --ray-resources`` advertises them as ``dk-target:TAG``.
     """
 
     name: str
@@ -203,6 +205,7 @@ class PluginInfo:
     status: str = "ok"
     versions: dict[str, str] = attrs.field(factory=dict)
     details: dict[str, Any] = attrs.field(factory=dict)
+    targets: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen

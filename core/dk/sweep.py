@@ -1,7 +1,10 @@
-"""What a benchmark sweep runs: engines x precisions x input sizes x batch sizes, checked up front.
+"""What a benchmark sweep runs: engines x precisions x input sizes x batch sizes (x targets),
+checked up front.
 
 :func:`plan_sweep` turns the CLI's lists into a :class:`SweepPlan` and refuses an unknown engine
-or precision with one error before anything is built; :mod:`dk.benchrun` executes the plan.
+or precision with one error before anything is built. :meth:`SweepPlan.cells` cuts the plan into
+:class:`Cell` s, the units a sweep runner (:mod:`dk.runners`) schedules; :mod:`dk.benchrun`
+measures one cell.
 """
 
 from __future__ import annotations
@@ -27,6 +30,30 @@ class Entry:
         return f"{self.engine}:{self.precision}"
 
 
+@attrs.frozen
+class Cell:
+    """One engine at one precision and input size, on one target, measured at ``batches``.
+
+    The in-process runner makes one cell per engine load (all batches); a fleet runner may split
+    them to one batch per cell so that more nodes work at once."""
+
+    entry: Entry
+    size: tuple[int, int] | None = None  # (H, W); None: the model's own
+    batches: tuple[int, ...] = (1,)
+    target: str | None = None  # a target tag (see dk.targets); None: any machine
+
+    @property
+    def label(self) -> str:
+        size = f" {self.size[0]}x{self.size[1]}" if self.size else ""
+        target = f" @{self.target}" if self.target else ""
+        return f"{self.entry.label}{size} batch {','.join(map(str, self.batches))}{target}"
+
+    @property
+    def artifact_group(self) -> tuple:
+        """Cells with the same group share one built artifact."""
+        return (self.entry, self.size, self.target)
+
+
 @attrs.define
 class SweepPlan:
     """Everything a sweep runs and how it times it."""
@@ -41,10 +68,24 @@ class SweepPlan:
     reference: Entry | None = None
     hw_interval: float = 0.1
     skipped: list[dict[str, str]] = attrs.field(factory=list)
+    targets: list[str] = attrs.field(factory=list)  # empty: wherever the runner runs
+    profile_layers: bool = False
 
     @property
     def total_runs(self) -> int:
-        return len(self.all_entries) * max(1, len(self.input_sizes)) * len(self.batches)
+        return len(self.all_entries) * max(1, len(self.input_sizes)) * len(self.batches) * max(1, len(self.targets))
+
+    def cells(self, split_batches: bool = False) -> list[Cell]:
+        """Every cell of the plan, target by target, in the order a local run measures them."""
+        cells = []
+        for target in self.targets or [None]:
+            for entry in self.all_entries:
+                for size in self.input_sizes or [None]:
+                    if split_batches:
+                        cells += [Cell(entry, size, (batch,), target) for batch in self.batches]
+                    else:
+                        cells.append(Cell(entry, size, tuple(self.batches), target))
+        return cells
 
     @property
     def all_entries(self) -> list[Entry]:
@@ -64,6 +105,8 @@ class SweepPlan:
             "reference": self.reference.label if self.reference else None,
             "hw_interval_s": self.hw_interval,
             "skipped": self.skipped,
+            "targets": self.targets,
+            "profile_layers": self.profile_layers,
         }
 
 

@@ -32,10 +32,12 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
     """Plan, run, write and gate a benchmark; returns the result document."""
     from dk import environment, results
     from dk.bench import TimedRegion
-    from dk.benchrun import new_document, run_plan
+    from dk.benchrun import new_document
     from dk.hwstats import HwSampler
     from dk.plugins import get_plugin_manager
+    from dk.runners import get_runner
     from dk.sweep import parse_batches, parse_entry, parse_sizes, plan_sweep, split_list
+    from dk.targets import parse_targets
 
     plugins = split_list(kw.get("plugins"), "--plugins") or ([plugin] if plugin else [])
     precisions = split_list(kw.get("precisions"), "--precisions") or [precision or "fp32"]
@@ -47,18 +49,21 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         warmup=kw.get("warmup", 20), iterations=kw.get("iterations", 200), duration=kw.get("duration"),
         region=TimedRegion(preprocess=bool(kw.get("include_preprocess")), copies=kw.get("include_copies", True)),
         hw_interval=float(kw.get("hw_interval") if kw.get("hw_interval") is not None else 0.1),
+        targets=parse_targets(kw.get("targets")), profile_layers=bool(kw.get("profile_layers")),
     )
     max_regression = results.parse_fraction(kw.get("max_regression") or "5%")
     baseline = results.load(kw["baseline"]) if kw.get("baseline") else None  # fail before running
     manager.load_all()  # platform plugins: hardware statistics and the environment record
+    runner = get_runner(*_runner_choice(kw), manager, {"shared_dir": kw.get("shared_dir")})
     document = new_document(plan, opts, environment.collect(manager), ["dk", *sys.argv[1:]])
-    sampler = HwSampler(plan.hw_interval, manager) if plan.hw_interval > 0 else None
+    document["runner"] = runner.describe()
+    sampler = HwSampler(plan.hw_interval, manager) if plan.hw_interval > 0 and runner.local else None
     interrupted = False
     with _ProgressBar(plan.total_runs, enabled=not as_json and render.err.is_terminal) as bar:
         try:
             if sampler is not None:
                 sampler.start()
-            run_plan(plan, opts, document, sampler, bar)
+            runner.run(plan, opts, document, sampler, bar)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -73,6 +78,20 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         render.note(f"{len(regressions)} regression(s) beyond {max_regression:.1%}: see 'regressions' in the JSON")
     _raise_for(document, regressions, max_regression, kw)
     return document
+
+
+def _runner_choice(kw: dict) -> tuple[str | None, str | None]:
+    """(runner name, address) from ``--runner``/``--ray``; ``--shared-dir`` goes to fleet runners."""
+    from dk.errors import UsageError
+
+    name, address = kw.get("runner"), kw.get("ray_address")
+    if address is not None:
+        if name not in (None, "ray"):
+            raise UsageError(f"--ray runs the sweep on Ray; it cannot be combined with --runner {name}")
+        name = "ray"
+    if kw.get("shared_dir") and name in (None, "local"):
+        raise UsageError("--shared-dir is for sweeps on a cluster (--ray ADDRESS); a local sweep builds in --out")
+    return name, address
 
 
 def _finish(document: dict, sampler: Any, interrupted: bool) -> None:

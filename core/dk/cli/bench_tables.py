@@ -5,7 +5,7 @@ from __future__ import annotations
 from dk.cli import render
 
 RUN_COLUMNS = [
-    ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
+    ("target", "target"), ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
     ("accuracy", "accuracy"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("cv", "cv"),
     ("throughput", "samples/s"), ("speedup", "speed-up"), ("pre_ms", "pre ms"), ("infer_ms", "infer ms"),
     ("post_ms", "post ms"), ("energy", "J/sample"),
@@ -19,7 +19,7 @@ def run_rows(document: dict) -> list[dict]:
         phases = run.get("phases") or {}
         energy = run.get("energy") or {}
         rows.append({
-            "engine": run["engine"], "precision": run["precision"], "batch": run["batch"],
+            "target": run.get("target"), "engine": run["engine"], "precision": run["precision"], "batch": run["batch"],
             "status": run["status"], "accuracy": run.get("accuracy"), "speedup": run.get("speedup"),
             **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "cv", "throughput")},
             "pre_ms": (phases.get("preprocess") or {}).get("mean_ms"),
@@ -39,15 +39,16 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
     title = f"dk run bench (timed region: {timed}; speed-up vs {settings['reference']})"
     if not document["complete"]:
         title += " [INCOMPLETE: interrupted]"
-    render.rows_table(title, run_rows(document), RUN_COLUMNS)
+    columns = RUN_COLUMNS if any(r.get("target") for r in runs) else RUN_COLUMNS[1:]  # target: fleet sweeps only
+    render.rows_table(title, run_rows(document), columns)
     for note in sorted(copies):
         render.note(f"copies: {note}")
     for run in runs:
         if run["status"] != "ok":
-            render.note(f"[yellow]{run['status']}:[/] {run['engine']}:{run['precision']} batch {run['batch']}: "
+            render.note(f"[yellow]{run['status']}:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']}: "
                         f"{run.get('error')}")
         elif (run.get("latency") or {}).get("cv", 0) > 0.2:
-            render.note(f"[yellow]note:[/] {run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
+            render.note(f"[yellow]note:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
                         f"(cv {run['latency']['cv']:.2f}); the machine may be busy")
     for skipped in settings.get("skipped", []):
         render.note(f"skipped {skipped['entry']}: {skipped['reason']}")
@@ -68,3 +69,7 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
                               ("engine", "engine"), ("precision", "precision"), ("batch", "batch"),
                               ("metric", "metric"), ("baseline", "baseline"), ("current", "current"),
                               ("change", "worse by")])
+
+
+def _where(run: dict) -> str:
+    return f"{run['target']}: " if run.get("target") else ""

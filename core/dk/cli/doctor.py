@@ -55,8 +55,12 @@ def gather(probe: bool) -> dict:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--probe", is_flag=True, help="Import engine libraries and list real devices (slower).")
-def doctor(as_json: bool, probe: bool) -> None:
+@click.option("--ray-resources", is_flag=True,
+              help="Print the 'ray start --resources=...' argument that advertises this machine's fleet targets.")
+def doctor(as_json: bool, probe: bool, ray_resources: bool) -> None:
     """List installed plugins: status, formats, precisions, devices, and why one is unavailable."""
+    if ray_resources:
+        return _print_ray_resources(as_json)
     report = gather(probe)
     if as_json:
         from dk.cli.render import print_json
@@ -66,3 +70,17 @@ def doctor(as_json: bool, probe: bool) -> None:
     from dk.cli.render import doctor_table
 
     doctor_table(report)
+
+
+def _print_ray_resources(as_json: bool) -> None:
+    """This machine's target tags as Ray custom resources (``dk-target:TAG``), one cell at a time each."""
+    from dk.plugins import get_plugin_manager
+    from dk.targets import local_targets, ray_resources, ray_start_argument
+
+    tags = local_targets(get_plugin_manager())
+    if as_json:
+        from dk.cli.render import print_json
+
+        print_json({"targets": tags, "resources": ray_resources(tags), "ray_start": ray_start_argument(tags)})
+        return
+    click.echo(ray_start_argument(tags))

@@ -45,6 +45,16 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 @click.option("--baseline", type=click.Path(dir_okay=False), help="bench: compare with this results JSON.")
 @click.option("--max-regression", default="5%", show_default=True,
               help="bench: allowed worsening of latency, throughput or accuracy against --baseline.")
+@click.option("--profile-layers", is_flag=True, help="bench: per-layer times like trtexec --dumpProfile "
+              "(engines with a layer profiler, e.g. trt).")
+@click.option("--runner", help="bench: who runs the sweep's cells: local (default) or a plugin's runner (ray).")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="bench: run the sweep on a Ray cluster: auto, local (a throwaway one here) or HOST:PORT "
+              "(needs dk-plugin-ray; same as --runner ray).")
+@click.option("--targets", help="bench: run every cell on each of these fleet targets, e.g. cuda-sm90,rpi4 "
+              "(see 'dk doctor --ray-resources').")
+@click.option("--shared-dir", type=click.Path(file_okay=False),
+              help="bench --ray: build artifacts in this folder, seen by every node, instead of shipping them.")
 def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     """Run one stage of the pipeline with one plugin.
 
@@ -54,6 +64,7 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     dk run infer    --plugin ort [--input x.npy | img.png | folder/ | clip.mp4] [--output DIR]
     dk run bench    --plugin ort [--batch 8] [--iterations 500]
     dk run bench    --plugins torch,ort --precisions fp32,int8 --batches 1,8,32 --output results.json
+    dk run bench    --plugins ort,openvino --ray auto --targets cpu-x86_64,cpu-aarch64
     dk run all      --plugin ort      export + int8 + parity + bench, one table
     """
     as_json = kw.pop("as_json")

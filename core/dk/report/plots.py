@@ -20,10 +20,12 @@ def _pyplot():
 
 
 def series_label(run: dict[str, Any], with_size: bool = False) -> str:
-    """``ort:int8``, plus the input size (``ort:int8 224x224``) when ``with_size``."""
+    """``ort:int8``, plus the input size (``ort:int8 224x224``) when ``with_size``, and the fleet
+    target (``ort:int8 @rpi4``) of a run pinned to one."""
     shape = run.get("input_shape") or []
     size = f" {shape[2]}x{shape[3]}" if with_size and len(shape) == 4 else ""
-    return f"{run['engine']}:{run['precision']}{size}"
+    target = f" @{run['target']}" if run.get("target") else ""
+    return f"{run['engine']}:{run['precision']}{size}{target}"
 
 
 def sweeps_sizes(document: dict[str, Any]) -> bool:

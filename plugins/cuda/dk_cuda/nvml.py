@@ -28,6 +28,11 @@ def nvml_installed() -> bool:
     return importlib.util.find_spec("pynvml") is not None
 
 
+def cuda_target(major: int, minor: int) -> str:
+    """``cuda-sm90`` for compute capability 9.0, ``cuda-sm87`` for a Jetson Orin's 8.7."""
+    return f"cuda-sm{int(major)}{int(minor)}"
+
+
 class NvmlSession:
     """An initialised NVML with the handles of every GPU."""
 
@@ -64,6 +69,19 @@ class NvmlSession:
         cuda = n.nvmlSystemGetCudaDriverVersion()
         return {"gpus": gpus, "driver": driver.decode() if isinstance(driver, bytes) else driver,
                 "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}"}
+
+    def targets(self) -> list[str]:
+        """Fleet target tags, one per distinct compute capability: ``cuda-sm90`` for an H100."""
+        tags: list[str] = []
+        for handle in self.handles:
+            try:
+                major, minor = self.nvml.nvmlDeviceGetCudaComputeCapability(handle)
+            except self.nvml.NVMLError:
+                continue
+            tag = cuda_target(major, minor)
+            if tag not in tags:
+                tags.append(tag)
+        return tags
 
     def sample(self) -> list[HwSample]:
         """Utilisation, memory, temperature, power and the total energy counter of every GPU."""

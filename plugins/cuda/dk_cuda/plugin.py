@@ -26,6 +26,7 @@ def dk_describe(probe: bool) -> PluginInfo:
         return info
     info.versions = {"nvidia-ml-py": metadata.version("nvidia-ml-py")}
     info.details.update(nvml.facts())
+    info.targets = nvml.targets()
     return info
 
 

@@ -9,7 +9,7 @@ from dk.specs import HwSample, PluginInfo
 
 @hookimpl
 def dk_describe(probe: bool) -> PluginInfo:
-    from dk_rpi import sampling
+    from dk_rpi import sampling, sysfs
 
     info = PluginInfo(name="rpi", kind="platform", devices=["cpu"], details={"hw_stats": [
         "rpi.soc_temp", "rpi.arm_freq", "rpi.throttled", "rpi.temp.*", "rpi.cpuN.freq"]})
@@ -18,6 +18,8 @@ def dk_describe(probe: bool) -> PluginInfo:
         info.available, info.status, info.reason, info.devices = False, "no-device", reason, []
         return info
     info.details.update(sampling.facts())
+    target = sysfs.board_target(sysfs.board_model())
+    info.targets = [target] if target else []
     return info
 
 

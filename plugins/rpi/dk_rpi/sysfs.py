@@ -42,3 +42,14 @@ def board_model(path: Path = Path("/proc/device-tree/model")) -> str | None:
         return path.read_bytes().rstrip(b"\0").decode(errors="replace").strip() or None
     except OSError:
         return None
+
+
+def board_target(model: str | None) -> str | None:
+    """``rpi4`` for "Raspberry Pi 4 Model B Rev 1.4", ``rpi5``, ``rpi-zero2``...; None for other boards."""
+    import re
+
+    match = re.match(r"raspberry pi (zero ?\d*|compute module ?\d*|\d+)", (model or "").strip().lower())
+    if match is None:
+        return None
+    kind = match[1].replace("compute module", "cm").replace(" ", "")
+    return "rpi" + (kind if kind[0].isdigit() else "-" + kind)

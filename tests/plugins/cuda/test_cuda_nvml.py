@@ -48,3 +48,14 @@ def test_gpu_samples_are_real_numbers():
     assert samples["gpu0.temp"].unit == "C" and samples["gpu0.power"].value > 0
     info = dk_describe(probe=False)
     assert info.available and info.details["gpus"] and info.details["driver"]
+
+
+def test_fleet_target_tags_name_the_compute_capability():
+    assert nvml.cuda_target(9, 0) == "cuda-sm90" and nvml.cuda_target(8, 7) == "cuda-sm87"
+
+
+def test_a_gpu_machine_advertises_its_target():
+    if not _gpu_present():
+        pytest.skip("needs an NVIDIA GPU with its driver (NVML)")
+    info = dk_describe(probe=False)
+    assert info.targets and all(t.startswith("cuda-sm") for t in info.targets)

@@ -75,3 +75,11 @@ def test_doctor_entry_here():
         pytest.skip("this machine is a Raspberry Pi")
     assert info.status == "no-device" and info.reason.startswith("not a Raspberry Pi")
     assert dk_collect_hw_stats() == []
+
+
+@pytest.mark.parametrize("model, tag", [
+    ("Raspberry Pi 4 Model B Rev 1.4", "rpi4"), ("Raspberry Pi 5 Model B Rev 1.0", "rpi5"),
+    ("Raspberry Pi 3 Model B Plus Rev 1.3", "rpi3"), ("Raspberry Pi Zero 2 W Rev 1.0", "rpi-zero2"),
+    ("Raspberry Pi Compute Module 4 Rev 1.0", "rpi-cm4"), ("NVIDIA Jetson AGX Orin", None), (None, None)])
+def test_fleet_target_tag_from_the_board_model(model, tag):
+    assert sysfs.board_target(model) == tag

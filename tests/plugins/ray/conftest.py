@@ -1,0 +1,86 @@
+"""A two-node local Ray cluster for the ray runner's tests, started once per module.
+
+Node ``alpha`` (the head) and node ``beta`` each advertise one fleet target and one CPU. A test
+plugin ``crashy`` (the ort engine, whose load kills its worker process as told by a file) is
+installed on PYTHONPATH before the cluster starts, so that the nodes' workers see it too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_distribution
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install ./plugins/ray)")
+
+CRASHY = '''
+import os
+from pathlib import Path
+from dk.hooks import hookimpl
+
+@hookimpl
+def dk_export(request):
+    from dk_ort.export import export_onnx
+    return export_onnx(request)
+
+@hookimpl
+def dk_load_engine(artifact, device, options):
+    from dk_ort.engine import load_engine
+    folder = Path(os.environ["DK_CRASHY_DIR"])
+    mode = (folder / "mode").read_text().strip() if (folder / "mode").exists() else "never"
+    earlier = len(list(folder.glob("load-*")))
+    (folder / f"load-{os.getpid()}-{earlier}").touch()
+    if mode == "always" or (mode == "once" and earlier == 0):
+        os._exit(1)  # the worker process dies in the middle of the cell
+    return load_engine(artifact, device, options)
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(address, {"alpha": node_id, "beta": node_id}, crashy folder, environment for dk)."""
+    from ray.cluster_utils import Cluster
+
+    base = tmp_path_factory.mktemp("ray")
+    site = make_distribution(base / "site", "dk-test-crashy", {"crashy": CRASHY})
+    crashy = base / "crashy"
+    crashy.mkdir()
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "DK_CRASHY_DIR", "DK_RAY_CACHE", "RAY_AUTH_MODE")}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in [str(site), str(Path.cwd()), saved["PYTHONPATH"]] if p),
+           "DK_CRASHY_DIR": str(crashy), "DK_RAY_CACHE": str(base / "cache"), "RAY_AUTH_MODE": "disabled"}
+    os.environ.update(env)
+    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"dk-target:alpha": 1},
+                                                        "include_dashboard": False})
+    beta = head.add_node(num_cpus=1, resources={"dk-target:beta": 1})
+    head.wait_for_nodes()
+    ray.init(address=head.address, logging_level="WARNING", log_to_driver=False)
+    ids = {tag: node["NodeID"] for node in ray.nodes() for tag in ("alpha", "beta")
+           if node["Alive"] and f"dk-target:{tag}" in node["Resources"]}
+    assert ids["beta"] == beta.node_id
+    ray.shutdown()  # the tests connect through the CLI, in their own processes
+    try:
+        yield head.address, ids, crashy, env
+    finally:
+        head.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def crashy_mode(cluster):
+    """Set how the crashy engine behaves (never, once, always) and forget earlier loads."""
+    folder = cluster[2]
+
+    def set_mode(mode: str) -> Path:
+        for path in folder.glob("load-*"):
+            path.unlink()
+        (folder / "mode").write_text(mode)
+        return folder
+
+    return set_mode
