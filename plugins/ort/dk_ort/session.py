@@ -20,8 +20,15 @@ LEVELS = {
 
 
 def check_options(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:
-    """Refuse option keys this plugin does not know, listing the valid ones with their meaning."""
-    unknown = sorted(set(options) - set(known))
+    """Refuse option keys no stage of this plugin knows, listing the valid ones with their meaning.
+    Keys of the other stages pass: ``dk run bench -o threads=1`` gives the same options to export,
+    quantize and load, and each stage uses its own."""
+    from dk_ort.engine import LOAD_OPTIONS
+    from dk_ort.export import EXPORT_OPTIONS
+    from dk_ort.quantize import QUANTIZE_OPTIONS
+
+    every_stage = {*LOAD_OPTIONS, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS}
+    unknown = sorted(set(options) - every_stage)
     if unknown:
         valid = "; ".join(f"{k}: {v}" for k, v in known.items())
         raise DkError(f"unknown ort {what} option(s) {', '.join(unknown)}; valid options are {valid}")

@@ -66,8 +66,10 @@ def measure_cell(plan: Any, opts: Any, cell: Any, built: dict, inputs: dict) -> 
             sampler.stop()
     node = node_facts()
     hw = sampler.to_json() if sampler is not None else None
+    build = {"hostname": built["node"]["hostname"], "seconds": round(built["seconds"], 4),
+             "reused": built.get("reused", False)}
     for run in runs:
-        run["node"] = {**node, **({"target": cell.target} if cell.target else {})}
+        run["node"] = {**node, **({"target": cell.target} if cell.target else {}), "build": build}
         if hw is not None:
             run["hw"] = hw
     return {"runs": runs, "node": node, "environment": node_environment(manager),

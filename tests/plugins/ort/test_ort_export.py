@@ -135,3 +135,9 @@ def test_export_of_onnx_file_uses_its_name(tmp_path):
     artifact = api.export("ort", ExportRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out"))
     assert artifact.name == "v1.0_my-model_default_8x8_fp32"
     assert artifact.manifest["source"]["kind"] == "onnx"
+
+
+def test_options_of_other_stages_pass_through_export(tmp_path):
+    """``dk run bench -o threads=1`` hands the load option to export and quantize too."""
+    artifact = api.export("ort", ExportRequest(source=DEFAULT, out_dir=tmp_path, options={"threads": "1"}))
+    assert artifact.manifest["precision"] == "fp32"
