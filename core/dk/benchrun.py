@@ -93,14 +93,16 @@ def run_plan(plan: SweepPlan, opts: Any, document: dict, sampler: HwSampler | No
 
 
 def run_cell(plan: SweepPlan, opts: Any, cell: Cell, runs: list, sampler: HwSampler | None,
-             progress: Progress | None = None, build: Callable[[], tuple[Any, dict]] | None = None) -> None:
-    """Build and measure one cell, appending one run record per batch to ``runs``; ``build``
-    replaces :func:`build_cell` (a fleet runner gets artifacts built elsewhere). Failures are
-    recorded, never raised."""
+             progress: Progress | None = None, build: Callable[[], tuple[Any, dict]] | None = None,
+             load: Callable[[str, Any, str, dict], Any] | None = None) -> None:
+    """Build and measure one cell, appending one run record per batch to ``runs``. ``build``
+    replaces :func:`build_cell` (a fleet runner gets artifacts built elsewhere) and ``load``
+    replaces :func:`dk.api.load_engine` (a fleet worker keeps its last engine open for the next
+    cell); it returns a context manager giving the engine. Failures are recorded, never raised."""
     progress = progress or (lambda _: None)
     try:
         artifact, options = build() if build is not None else build_cell(cell, opts)
-        engine_cm = api.load_engine(cell.entry.engine, artifact, opts.device, options)
+        engine_cm = (load or api.load_engine)(cell.entry.engine, artifact, opts.device, options)
     except Exception as exc:  # recorded; the sweep goes on with the next cell
         for batch in cell.batches:
             progress(_describe(cell, batch))
@@ -168,7 +170,8 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
                                       warmup=plan.warmup, iterations=plan.iterations, duration=plan.duration,
                                       batch=batch)
             end = time.time()
-            layers = _profile_layers(engine, data.preprocess(data.raw_batch(batch))) if plan.profile_layers else None
+            layers = _profile_layers(engine, cell.entry.engine, data.preprocess(data.raw_batch(batch))) \
+                if plan.profile_layers else None
         except Exception as exc:
             runs.append({**run, "accuracy": accuracy, **failed(exc)})
             continue
@@ -185,12 +188,12 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
         runs.append(run)
 
 
-def _profile_layers(engine, feeds) -> list[dict]:
+def _profile_layers(engine, plugin: str, feeds) -> list[dict]:
     """Per-layer times (``--profile-layers``) from engines that can profile their layers."""
     if not hasattr(engine, "profile_layers"):
         from dk.errors import UsageError
 
-        raise UsageError(f"engine {engine.name!r} has no per-layer profiler (--profile-layers needs one, "
+        raise UsageError(f"engine {plugin!r} has no per-layer profiler (--profile-layers needs one, "
                          "e.g. the trt engine)")
     return [dict(row) for row in engine.profile_layers(feeds, runs=10)]
 

@@ -50,6 +50,12 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
         elif (run.get("latency") or {}).get("cv", 0) > 0.2:
             render.note(f"[yellow]note:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
                         f"(cv {run['latency']['cv']:.2f}); the machine may be busy")
+    for run in runs:
+        if run.get("layers"):
+            from dk.cli.layer_table import print_layer_table
+
+            print_layer_table(run["layers"], render.out, title=f"{_where(run)}{run['engine']}:{run['precision']} "
+                              f"batch {run['batch']} per-layer profile")
     for skipped in settings.get("skipped", []):
         render.note(f"skipped {skipped['entry']}: {skipped['reason']}")
     hw = document.get("hw") or {}

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import click
 
 
 @click.command()
-@click.option("--plugin", "-p", required=True, help="The plugin whose engine serves the artifact (see 'dk doctor').")
-@click.option("--artifact", type=click.Path(file_okay=False),
+@click.option("--plugin", "-p", required=True, envvar="DK_SERVE_PLUGIN", show_envvar=True,
+              help="The plugin whose engine serves the artifact (see 'dk doctor').")
+@click.option("--artifact", type=click.Path(file_okay=False), envvar="DK_SERVE_ARTIFACT", show_envvar=True,
               help="Artifact folder to serve (default: the plugin's fp32 export of the embedded model).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], tensorrt, ...")
 @click.option("--option", "-o", "plugin_options", multiple=True, metavar="KEY=VALUE",
               help="Engine load option of the plugin (repeatable).")
-@click.option("--name", "model_name", help="Model name in /v2/models/NAME (default: the manifest's model name).")
+@click.option("--name", "--model_name", "model_name", envvar="DK_SERVE_NAME", show_envvar=True,
+              help="Model name in /v2/models/NAME (default: the manifest's model name); --model_name is "
+                   "KServe's spelling, which it reads from a custom predictor's args.")
 @click.option("--max-body", default="64MiB", show_default=True, help="Largest request body (413 beyond it).")
 @click.option("--max-batch", type=click.IntRange(1), default=1, show_default=True,
               help="Dynamic batching: merge concurrent requests up to this batch size (dynamic batch axis only).")
@@ -77,10 +82,26 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     if config.allow_upload:
         note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
     server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"))
+    restore_sigterm = _sigterm_like_ctrl_c()
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; in-flight requests are done
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it handled; in-flight requests are done
         pass
     finally:
         sock.close()
+        restore_sigterm()
     note("dk serve stopped")
+
+
+def _sigterm_like_ctrl_c() -> Any:
+    """Make SIGTERM (how Kubernetes and ``docker stop`` end a container) finish like Ctrl-C: uvicorn
+    drains in-flight requests, then re-raises the signal, which then exits 0 instead of killing the
+    process. Returns the function that puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

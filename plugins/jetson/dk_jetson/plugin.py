@@ -1,5 +1,6 @@
-"""dk platform plugin ``jetson``: tegrastats statistics (GPU, EMC, CPU cores, temperatures, power
-rails) and board facts (model, L4T release, DLA cores) for ``dk doctor`` and the trt plugin."""
+"""dk platform plugin ``jetson``: Jetson statistics (GPU, EMC, CPU cores, temperatures, power
+rails) from jtop when jetson-stats' service answers, else from tegrastats, and board facts (model,
+L4T release, DLA cores) for ``dk doctor`` and the trt plugin."""
 
 from __future__ import annotations
 
@@ -9,28 +10,29 @@ from dk.specs import HwSample, PluginInfo
 
 @hookimpl
 def dk_describe(probe: bool) -> PluginInfo:
-    from dk_jetson import board
+    from dk_jetson import board, source
 
     info = PluginInfo(name="jetson", kind="platform", details={"hw_stats": ["jetson.gpu.util", "jetson.emc.util",
                       "jetson.cpuN.util", "jetson.temp.*", "jetson.rail.*", "jetson.power"]})
-    reason = board.unavailable_reason()
-    if reason is not None:
-        info.available, info.status, info.reason = False, "no-device", reason
+    if not board.is_jetson():
+        info.available, info.status, info.reason = False, "no-device", board.unavailable_reason() or "not a Jetson"
         return info
-    info.devices = ["cuda", "dla"] if board.dla_cores() else ["cuda"]
-    info.details.update(model=board.model(), l4t=board.l4t_release(), dla_cores=board.dla_cores())
+    problem = board.tegrastats_problem()
+    # --probe connects to jtop's service (and lets it go again); otherwise cheap checks say which it would be
+    chosen = source.select_source(problem, close=True) if probe else source.preview_source(problem)
+    info.details.update(hw_stats_source=chosen.kind, hw_stats_source_reason=chosen.reason)
+    if chosen.kind == "none":
+        info.available, info.status, info.reason = False, "no-device", chosen.reason
+    cores = board.dla_cores()
+    info.devices = ["cuda", "dla"] if cores else ["cuda"]
+    info.details.update(model=board.jetson_model(), l4t=board.l4t_release(), dla_cores=cores)
+    target = board.target_tag(board.jetson_model())
+    info.targets = [target] if target else []
     return info
 
 
 @hookimpl
 def dk_collect_hw_stats() -> list[HwSample]:
-    import time
+    from dk_jetson.source import active
 
-    from dk_jetson import board
-    from dk_jetson.reader import reader
-    from dk_jetson.tegrastats import parse_line, to_samples
-
-    if not board.here():
-        return []
-    line = reader().latest
-    return to_samples(parse_line(line), time.time()) if line else []
+    return active().samples()

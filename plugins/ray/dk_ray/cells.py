@@ -18,6 +18,7 @@ import attrs
 from dk_ray import shipping
 
 _environment: dict | None = None  # once per worker process
+_engine: tuple[tuple, Any] | None = None  # (key, engine): the last engine this worker opened
 
 
 def build_group(cell: Any, opts: Any, inputs: dict, shared_dir: str | None) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def measure_cell(plan: Any, opts: Any, cell: Any, built: dict, inputs: dict) -> 
     if sampler is not None:
         sampler.start()
     try:
-        run_cell(plan, local, cell, runs, sampler, build=lambda: _artifact(built))
+        run_cell(plan, local, cell, runs, sampler, build=lambda: _artifact(built), load=_open_engine)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -105,6 +106,27 @@ def node_environment(manager: Any) -> dict:
 
         _environment = environment.collect(manager)
     return _environment
+
+
+def _open_engine(plugin: str, artifact: Any, device: str, options: dict) -> Any:
+    """The engine for the next cell: the worker's last one when it is the same artifact, plugin,
+    device and options (cells of one group measure several batch sizes), else a new one, closing
+    the old. Returned in a context that leaves it open for the next cell."""
+    import contextlib
+    import json
+
+    from dk import api
+
+    global _engine
+    key = (plugin, str(artifact.path), artifact.manifest.get("cache_key"), device, json.dumps(options, sort_keys=True))
+    if _engine is not None and _engine[0] == key:
+        return contextlib.nullcontext(_engine[1])
+    if _engine is not None:
+        _engine, previous = None, _engine[1]
+        previous.close()
+    engine = api.load_engine(plugin, artifact, device, options)
+    _engine = (key, engine)
+    return contextlib.nullcontext(engine)
 
 
 def _artifact(built: dict):

@@ -81,7 +81,7 @@ def convert_settings(precision: str, options: Mapping[str, str]) -> ConvertSetti
     if not max_batch.isdigit() or int(max_batch) < 1:
         raise UsageError(f"option max_batch_size={max_batch} must be a positive whole number")
     dla_core = parse_dla_core(options.get("dla_core"))
-    check_dla(dla_core, precision, dla_refusal() if dla_core is not None else None)
+    check_dla(dla_core, precision, dla_refusal(core=dla_core) if dla_core is not None else None)
     return ConvertSettings(precision, parse_flag(options, "use_onnx"), parse_workspace(options.get("workspace")),
                            dla_core, int(max_batch))
 

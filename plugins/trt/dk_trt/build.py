@@ -32,7 +32,7 @@ def build_engine(
     network = create_network(trt, builder, path)
     parse_onnx(trt, network, logger, onnx_path)
     config = builder.create_builder_config()
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names for profile_layers
+    config.profiling_verbosity = getattr(trt.ProfilingVerbosity, settings.profiling_verbosity.upper())
     if settings.workspace_bytes:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
     set_precision(trt, config, settings.precision, path, explicit_int8=calibrator is None)
@@ -96,8 +96,8 @@ def add_profiles(builder: Any, config: Any, settings: BuildSettings) -> Any:
 def use_dla(trt: Any, builder: Any, config: Any, core: int) -> None:
     """Run layers on DLA core ``core``; layers the DLA cannot run fall back to the GPU."""
     cores = builder.num_DLA_cores
-    if core >= cores:
-        raise DeviceError(f"dla_core={core}, but this device has {cores} DLA core(s)")
+    if core >= cores:  # dk_trt.jetson checked the device's count already; this is TensorRT's own
+        raise DeviceError(f"dla_core={core}, but TensorRT sees {cores} DLA core(s) on this device")
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = core
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)

@@ -7,6 +7,7 @@ from typing import Any
 
 from dk.specs import PluginInfo
 
+from dk_trt.jetson import dla_count, jetson_board, jetson_model
 from dk_trt.versions import missing_reason, trt_distribution
 
 
@@ -25,6 +26,8 @@ def describe(probe: bool) -> PluginInfo:
     reason = missing_reason()
     if reason:
         info.available, info.status, info.reason = False, "missing-dependency", reason
+        if probe:  # the DLA count needs no TensorRT when dk-plugin-jetson is installed
+            info.details = dla_count().as_details()
         return info
     if probe:
         details, problem = probe_details()
@@ -34,13 +37,13 @@ def describe(probe: bool) -> PluginInfo:
         if problem:
             info.available, info.status, info.reason = False, "no-device", problem
         else:
-            info.devices = [f"cuda:{details['gpu_index']}"] + [f"dla:{i}" for i in range(details["dla_cores"])]
+            info.devices = [f"cuda:{details['gpu_index']}"] + [f"dla:{i}" for i in range(details["dla_cores"] or 0)]
     return info
 
 
 def probe_details() -> tuple[dict[str, Any], str | None]:
-    """TensorRT version, precision path, GPU name and compute capability, DLA cores; or the reason
-    TensorRT or CUDA is unusable here."""
+    """TensorRT version, precision path, GPU name and compute capability, DLA cores and who counted
+    them; or the reason TensorRT or CUDA is unusable here."""
     from dk.errors import DkError
 
     from dk_trt.build import dla_core_count
@@ -54,7 +57,9 @@ def probe_details() -> tuple[dict[str, Any], str | None]:
         details["precision_path"] = precision_path(details["tensorrt"]).describe()
         gpu = gpu_info(0)
         details.update(gpu=gpu.name, compute_capability=gpu.compute_capability, gpu_index=gpu.index)
-        details["dla_cores"] = dla_core_count()
+        # the Jetson plugin counts from the device; without it, TensorRT's builder does (on a Jetson only)
+        builder = dla_core_count() if jetson_board() is None and jetson_model() is not None else None
+        details.update(dla_count(builder_cores=builder).as_details())
     except DkError as exc:
         return details, str(exc)
     except Exception as exc:  # a broken CUDA/TensorRT install: report it, never crash doctor

@@ -15,8 +15,8 @@ from dk.specs import PRECISIONS, CalibrationData, ExportRequest, TensorSpec
 
 from dk_trt.jetson import dla_refusal
 from dk_trt.options import (
-    EXPORT_OPTIONS, BuildSettings, check_dla, check_known, parse_dla_core, parse_workspace, profiles_for,
-    settings_json, with_profiles,
+    EXPORT_OPTIONS, BuildSettings, check_dla, check_known, parse_dla_core, parse_profiling_verbosity, parse_workspace,
+    profiles_for, settings_json, with_profiles,
 )
 from dk_trt.plan import GpuInfo, PlanError, engine_tool_versions, plan_name
 from dk_trt.versions import PrecisionPath, installed_version, precision_path
@@ -65,8 +65,9 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
     if request.precision not in PRECISIONS:
         raise UsageError(f"precision {request.precision!r} is not one of {', '.join(PRECISIONS)}")
     workspace = parse_workspace(request.options.get("workspace"))
+    verbosity = parse_profiling_verbosity(request.options.get("profiling_verbosity"))
     dla_core = parse_dla_core(request.options.get("dla_core"))
-    check_dla(dla_core, request.precision, dla_refusal() if dla_core is not None else None)
+    check_dla(dla_core, request.precision, dla_refusal(core=dla_core) if dla_core is not None else None)
     cache = request.options.get("timing_cache")
     onnx_model = resolve_onnx(request.source, request)
     model = load_onnx(onnx_model.path)
@@ -80,7 +81,8 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
             "'dk run quantize --plugin trt' (PTQ with calibration data, or -o qat=1), or pass --model a Q/DQ ONNX "
             "(every TensorRT version builds int8 from Q/DQ; only 10.x can also calibrate: -o calibrator=entropy)"
         )
-    settings = BuildSettings(request.precision, workspace, dla_core, Path(cache) if cache else None, profiles)
+    settings = BuildSettings(request.precision, workspace, dla_core, Path(cache) if cache else None, profiles,
+                             verbosity)
     meta = onnx_model.model_meta
     name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision, suffix=settings.dla_suffix)
     return PreparedExport(
@@ -209,4 +211,5 @@ def _build(folder: Path, prepared: PreparedExport, env: BuildEnvironment, calibr
     _, outputs = io_specs(prepared.model)
     extra["profiles"] = [attrs.asdict(p) for p in settings.profiles]
     extra["dla_core"] = settings.dla_core
+    extra["profiling_verbosity"] = settings.profiling_verbosity
     return BuiltModel([plan_file, onnx_file], "tensorrt", settings.precision, prepared.inputs, outputs, extra)

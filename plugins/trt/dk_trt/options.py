@@ -16,6 +16,8 @@ EXPORT_OPTIONS = {
     "workspace": "builder workspace limit in MiB (or with a K/M/G suffix), default: TensorRT's choice",
     "dla_core": "build for this Jetson DLA core (fp16/int8 only), layers DLA cannot run fall back to the GPU",
     "timing_cache": "timing cache file, read before and written after the build (faster rebuilds)",
+    "profiling_verbosity": "layer_names_only (default), detailed (layer names with tactics and formats, for "
+                           "--profile-layers and engine inspection) or none",
 }
 QUANTIZE_OPTIONS = {
     **EXPORT_OPTIONS,
@@ -27,6 +29,9 @@ QUANTIZE_OPTIONS = {
     "shapes": "qat: example input shapes of a torch model other than the default, NAME:1x3x224x224",
 }
 LOAD_OPTIONS: dict[str, str] = {}
+
+#: TensorRT's ProfilingVerbosity values, by option value; the first is TensorRT's own default.
+PROFILING_VERBOSITIES = ("layer_names_only", "detailed", "none")
 
 #: The batch range of a dynamic batch axis when no --min/--opt/--max-shapes are given.
 DEFAULT_BATCH_RANGE = (1, 1, 64)
@@ -52,6 +57,7 @@ class BuildSettings:
     dla_core: int | None = None
     timing_cache: Path | None = None
     profiles: tuple[Profile, ...] = ()
+    profiling_verbosity: str = PROFILING_VERBOSITIES[0]
 
     @property
     def dla_suffix(self) -> str:
@@ -59,8 +65,9 @@ class BuildSettings:
 
 
 def check_known(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:
-    """Refuse option names the plugin does not know, listing the valid ones."""
-    unknown = sorted(set(options) - set(known))
+    """Refuse option names no stage of the plugin knows, listing the valid ones. Names of other
+    stages pass: ``dk run bench -o KEY=VALUE`` hands the same options to export and load."""
+    unknown = sorted(set(options) - {*known, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS, *LOAD_OPTIONS})
     if unknown:
         valid = "; ".join(f"{k}: {v}" for k, v in known.items()) or "none"
         raise UsageError(f"unknown trt {what} option(s) {', '.join(unknown)}; valid options are {valid}")
@@ -83,6 +90,14 @@ def parse_dla_core(text: str | None) -> int | None:
     if not text.strip().isdigit():
         raise UsageError(f"option dla_core={text} must be a DLA core index (0 or 1)")
     return int(text)
+
+
+def parse_profiling_verbosity(text: str | None) -> str:
+    """``detailed`` -> ``detailed``; absent -> ``layer_names_only``, TensorRT's default."""
+    value = (text or PROFILING_VERBOSITIES[0]).strip().lower()
+    if value not in PROFILING_VERBOSITIES:
+        raise UsageError(f"option profiling_verbosity={text} is not one of {', '.join(PROFILING_VERBOSITIES)}")
+    return value
 
 
 def parse_flag(options: Mapping[str, str], key: str) -> bool:
@@ -178,6 +193,7 @@ def settings_json(settings: BuildSettings) -> dict[str, Any]:
         "workspace_bytes": settings.workspace_bytes,
         "dla_core": settings.dla_core,
         "profiles": [[p.name, list(p.min), list(p.opt), list(p.max)] for p in settings.profiles],
+        "profiling_verbosity": settings.profiling_verbosity,
     }
 
 

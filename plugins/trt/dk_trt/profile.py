@@ -20,9 +20,9 @@ class LayerTime:
 
 
 def profile_layers(engine, feeds: Mapping[str, np.ndarray], runs: int = 10) -> list[LayerTime]:
-    """Run ``feeds`` ``runs`` times through a :class:`~dk_trt.runtime.TrtEngine` with a profiler
-    attached; rows sorted by total time, slowest first. Layer names are detailed only for engines
-    built with ProfilingVerbosity.DETAILED."""
+    """Run ``feeds`` ``runs`` times through a :class:`~dk_trt.runtime.TrtEngine` on a second execution
+    context with a profiler attached; rows sorted by total time, slowest first. Layers are named by
+    the engine's profiling verbosity (indices for ``none``, names otherwise)."""
     from dk_trt.versions import require_tensorrt
 
     trt = require_tensorrt()
@@ -37,15 +37,24 @@ def profile_layers(engine, feeds: Mapping[str, np.ndarray], runs: int = 10) -> l
             if recording[0]:
                 totals.setdefault(layer_name, []).append(ms)
 
+    # A profiler cannot be detached again (setting None is refused), and it slows every run: profile
+    # on a context of its own that is dropped afterwards, so the engine's context stays unprofiled.
+    context = engine.engine.create_execution_context()
     collector = Collector()
-    engine.context.profiler = collector  # reports after every execute_async_v3 while attached
-    engine.infer(feeds)  # warm-up, not recorded
-    recording[0] = True
+    context.profiler = collector  # reports every layer after each execute_async_v3
     try:
+        engine.execute(context, feeds)  # warm-up, not recorded
+        recording[0] = True
         for _ in range(max(1, runs)):
-            engine.infer(feeds)
+            engine.execute(context, feeds)
     finally:
         recording[0] = False
-    grand = sum(sum(v) for v in totals.values()) or 1.0
-    rows = [LayerTime(name, sum(v) / len(v), sum(v), 100.0 * sum(v) / grand, len(v)) for name, v in totals.items()]
-    return sorted(rows, key=lambda r: r.total_ms, reverse=True)
+        del context
+    return summarize(totals)
+
+
+def summarize(times: Mapping[str, list[float]]) -> list[LayerTime]:
+    """Rows from each layer's reported times (ms): mean, total, share of all layers, slowest first."""
+    grand = sum(sum(v) for v in times.values()) or 1.0
+    rows = [LayerTime(name, sum(v) / len(v), sum(v), 100.0 * sum(v) / grand, len(v)) for name, v in times.items() if v]
+    return sorted(rows, key=lambda r: (-r.total_ms, r.layer))

@@ -100,8 +100,8 @@ def test_ctrl_c_cancels_outstanding_cells_and_writes_what_arrived(cluster, crash
     process = subprocess.Popen(command, env={**__import__("os").environ, **env}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(list(loads.glob("load-*"))) < 4 and process.poll() is None:
-        time.sleep(0.05)  # two nodes, one cell each at a time: a 4th load means 2 cells have finished
+    while time.monotonic() < deadline and len(list(loads.glob("cell-*"))) < 4 and process.poll() is None:
+        time.sleep(0.05)  # two nodes, one cell each at a time: a 4th cell starting means 2 have finished
     time.sleep(0.5)  # their results reach the driver; the 1-second cells running now do not finish
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -111,3 +111,12 @@ def test_ctrl_c_cancels_outstanding_cells_and_writes_what_arrived(cluster, crash
     assert document["interrupted"] is True and document["complete"] is False
     assert 2 <= len(document["runs"]) < 8
     assert all(r["status"] == "ok" and r["latency"]["p50_ms"] > 0 for r in document["runs"])
+
+
+def test_a_worker_keeps_its_engine_open_for_the_next_batch_of_the_same_artifact(cluster, crashy_mode, tmp_path):
+    folder = crashy_mode("never")
+    result = bench(cluster, "--plugin", "crashy", "--batches", "1,2,4", "--targets", "alpha", "--hw-interval", "0",
+                   tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [r["batch"] for r in json.loads(result.stdout)["runs"]] == [1, 2, 4]
+    assert len(list(folder.glob("cell-*"))) == 3 and len(list(folder.glob("load-*"))) == 1

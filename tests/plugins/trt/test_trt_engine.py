@@ -64,9 +64,13 @@ def test_cached_plan_that_does_not_deserialize_is_rebuilt(tmp_path, needs_tensor
 
 
 def test_profile_layers_reports_every_layer(tmp_path, needs_tensorrt):
-    from dk_trt.profile import profile_layers
-
     x, _ = load_split("eval")
-    with api.load_engine("trt", export(tmp_path), "cuda") as engine:
-        rows = profile_layers(engine, {"input": x[:8]}, runs=5)
-    assert rows and abs(sum(r.percent for r in rows) - 100.0) < 1e-3 and all(r.calls == 5 for r in rows)
+    artifact = export(tmp_path, options={"profiling_verbosity": "detailed"})
+    with api.load_engine("trt", artifact, "cuda") as engine:
+        rows = engine.profile_layers({"input": x[:8]}, runs=5)
+        logits = engine.infer({"input": x[:8]})["logits"]  # the engine's own context is not profiled
+    assert rows and set(rows[0]) == {"layer", "mean_ms", "total_ms", "percent", "calls"}
+    assert abs(sum(r["percent"] for r in rows) - 100.0) < 1e-3 and all(r["calls"] == 5 for r in rows)
+    assert [r["total_ms"] for r in rows] == sorted((r["total_ms"] for r in rows), reverse=True)
+    assert not all(r["layer"].isdigit() for r in rows) and logits.shape == (8, 10)
+    assert artifact.manifest["extra"]["profiling_verbosity"] == "detailed"

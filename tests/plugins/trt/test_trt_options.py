@@ -96,22 +96,12 @@ def test_dla_is_refused_on_a_machine_that_is_not_a_jetson(tmp_path):
         check_dla(0, "fp16", dla_refusal(tmp_path))
 
 
-def _fake_root(tmp_path: Path, model: bytes | None, tegra: bool = True) -> Path:
-    if model is not None:
-        (tmp_path / "proc/device-tree").mkdir(parents=True)
-        (tmp_path / "proc/device-tree/model").write_bytes(model)
-    if tegra:
-        (tmp_path / "etc").mkdir(parents=True)
-        (tmp_path / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 3.0\n")
-    return tmp_path
-
-
-def test_jetson_orin_allows_dla_and_nano_does_not(tmp_path):
-    orin = _fake_root(tmp_path / "orin", b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    nano = _fake_root(tmp_path / "nano", b"NVIDIA Jetson Nano Developer Kit\x00")
+def test_jetson_orin_allows_dla_and_nano_does_not(tmp_path, fake_jetson):
+    orin = fake_jetson(tmp_path / "orin", b"NVIDIA Jetson AGX Orin Developer Kit\x00", dla=2)
+    nano = fake_jetson(tmp_path / "nano", b"NVIDIA Jetson Nano Developer Kit\x00")
     assert jetson_model(orin) == "NVIDIA Jetson AGX Orin Developer Kit" and dla_refusal(orin) is None
     assert "has no DLA cores" in dla_refusal(nano)
-    assert jetson_model(_fake_root(tmp_path / "bare", None)) == "Jetson"  # nv_tegra_release only
+    assert jetson_model(fake_jetson(tmp_path / "bare", None)) == "Jetson"  # nv_tegra_release only
     with pytest.raises(UsageError, match="the DLA runs fp16 or int8 only; add --precision fp16"):
         check_dla(0, "fp32", dla_refusal(orin))
 
