@@ -41,7 +41,7 @@ class OrtEngine(Engine):
         self.inputs, self.outputs = list(inputs), list(outputs)
         self._check = InputChecker(self.inputs)
         self._output_names = [s.name for s in self.outputs]
-        self._run = session.run
+        self._run = compiled_run(session) or session.run
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._check(inputs)
@@ -55,6 +55,22 @@ class OrtEngine(Engine):
     def describe(self) -> dict[str, Any]:
         providers = self.session.get_providers() if self.session is not None else []
         return {**super().describe(), "providers": providers}
+
+
+def compiled_run(session: Any) -> Any:
+    """ONNX Runtime's compiled ``run`` for a CPU-only session, or None to use ``session.run``.
+
+    ``InferenceSession.run`` is a Python wrapper that checks input names (dk's InputChecker has
+    already done so, and admits numpy arrays only, so its OrtValue ownership check has nothing to
+    do), checks WebGPU graph-capture use, and on an execution-provider failure falls back to
+    other providers (only GPU providers fail that way). Calling the compiled method saves about
+    1.3 us per call, which is as much as dk's own input check and output dict cost."""
+    if list(session.get_providers()) != ["CPUExecutionProvider"]:
+        return None
+    run = getattr(getattr(session, "_sess", None), "run", None)
+    if not callable(run):
+        return None
+    return lambda names, feeds: run(names, feeds, None)
 
 
 def _closed(*_: Any) -> Any:

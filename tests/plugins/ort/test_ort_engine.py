@@ -27,6 +27,18 @@ def test_engine_outputs_equal_a_bare_session_on_the_default_onnx(fp32_artifact):
         assert [s.shape for s in engine.inputs] == [("batch", 1, 8, 8)]
 
 
+def test_a_cpu_session_runs_through_the_compiled_method_with_the_same_answers(fp32_artifact):
+    from dk_ort.engine import compiled_run
+
+    x, _ = load_split("eval")
+    with api.load_engine("ort", fp32_artifact) as engine:
+        direct = compiled_run(engine.session)
+        assert direct is not None  # a CPU-only session skips the Python wrapper
+        public = engine.session.run(["logits"], {"input": x})[0]
+        np.testing.assert_array_equal(direct(["logits"], {"input": x})[0], public)
+        np.testing.assert_array_equal(engine.infer({"input": x})["logits"], public)
+
+
 def test_engine_runs_another_plugins_onnx_artifact(tmp_path, foreign_onnx_artifact):
     src = tmp_path / "src"
     src.mkdir()
