@@ -29,7 +29,9 @@ def build_group(cell: Any, opts: Any, inputs: dict, shared_dir: str | None) -> d
 
     started = time.perf_counter()
     try:
-        local = localize(opts, inputs, Path(shared_dir) if shared_dir else shipping.node_cache() / "build")
+        # one folder per target kind: plans built for one GPU kind must never replace another's
+        root = Path(shared_dir) if shared_dir else shipping.node_cache() / "build"
+        local = localize(opts, inputs, root / (cell.target or "any-target"))
         artifact, options = build_cell(cell, local)
     except Exception as exc:
         return {**failed(exc), "node": node_facts(), "seconds": time.perf_counter() - started}

@@ -120,3 +120,17 @@ def test_a_worker_keeps_its_engine_open_for_the_next_batch_of_the_same_artifact(
     assert result.returncode == 0, result.stderr
     assert [r["batch"] for r in json.loads(result.stdout)["runs"]] == [1, 2, 4]
     assert len(list(folder.glob("cell-*"))) == 3 and len(list(folder.glob("load-*"))) == 1
+
+
+def test_a_shared_dir_holds_the_artifacts_and_a_second_sweep_reuses_them(cluster, tmp_path):
+    shared = tmp_path / "shared"
+    first = bench(cluster, "--plugins", "ort", "--precisions", "fp32,int8", "--targets", "alpha,beta",
+                  "--shared-dir", str(shared), "--hw-interval", "0", tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    runs = json.loads(first.stdout)["runs"]
+    assert all(r["status"] == "ok" and r["artifact"].startswith(str(shared / r["target"])) for r in runs)
+    assert len({r["artifact"] for r in runs}) == 4  # built once per precision and target kind
+    again = bench(cluster, "--plugins", "ort", "--precisions", "fp32,int8", "--targets", "alpha,beta",
+                  "--shared-dir", str(shared), "--hw-interval", "0", tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert all(r["node"]["build"]["reused"] for r in json.loads(again.stdout)["runs"])
