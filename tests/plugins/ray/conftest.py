@@ -7,6 +7,7 @@ installed on PYTHONPATH before the cluster starts, so that the nodes' workers se
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -43,12 +44,10 @@ def dk_load_engine(artifact, device, options):
 '''
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """(address, {"alpha": node_id, "beta": node_id}, crashy folder, environment for dk)."""
-    from ray.cluster_utils import Cluster
-
-    base = tmp_path_factory.mktemp("ray")
+@contextlib.contextmanager
+def cluster_environment(base: Path):
+    """PYTHONPATH with the crashy plugin, its folder and a node cache, set in os.environ (which the
+    cluster's nodes inherit) while the block runs; yields (environment, crashy folder)."""
     site = make_distribution(base / "site", "dk-test-crashy", {"crashy": CRASHY})
     crashy = base / "crashy"
     crashy.mkdir()
@@ -56,24 +55,42 @@ def cluster(tmp_path_factory):
     env = {"PYTHONPATH": os.pathsep.join(p for p in [str(site), str(Path.cwd()), saved["PYTHONPATH"]] if p),
            "DK_CRASHY_DIR": str(crashy), "DK_RAY_CACHE": str(base / "cache"), "RAY_AUTH_MODE": "disabled"}
     os.environ.update(env)
-    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"dk-target:alpha": 1},
-                                                        "include_dashboard": False})
-    beta = head.add_node(num_cpus=1, resources={"dk-target:beta": 1})
-    head.wait_for_nodes()
-    ray.init(address=head.address, logging_level="WARNING", log_to_driver=False)
-    ids = {tag: node["NodeID"] for node in ray.nodes() for tag in ("alpha", "beta")
-           if node["Alive"] and f"dk-target:{tag}" in node["Resources"]}
-    assert ids["beta"] == beta.node_id
-    ray.shutdown()  # the tests connect through the CLI, in their own processes
     try:
-        yield head.address, ids, crashy, env
+        yield env, crashy
     finally:
-        head.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def node_ids(address: str, tags: tuple[str, ...]) -> dict[str, str]:
+    """Node id by the dk target each node advertises."""
+    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    try:
+        return {tag: node["NodeID"] for node in ray.nodes() for tag in tags
+                if node["Alive"] and f"dk-target:{tag}" in node["Resources"]}
+    finally:
+        ray.shutdown()  # the tests connect through the CLI, in their own processes
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(address, {"alpha": node_id, "beta": node_id}, crashy folder, environment for dk)."""
+    from ray.cluster_utils import Cluster
+
+    with cluster_environment(tmp_path_factory.mktemp("ray")) as (env, crashy):
+        head = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"dk-target:alpha": 1},
+                                                            "include_dashboard": False})
+        try:
+            beta = head.add_node(num_cpus=1, resources={"dk-target:beta": 1})
+            head.wait_for_nodes()
+            ids = node_ids(head.address, ("alpha", "beta"))
+            assert ids["beta"] == beta.node_id
+            yield head.address, ids, crashy, env
+        finally:
+            head.shutdown()
 
 
 @pytest.fixture
