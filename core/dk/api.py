@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import attrs
+
 from dk.artifacts import Artifact
 from dk.engine import Engine
 from dk.errors import DkError
@@ -23,12 +25,23 @@ def _expect(result: Any, kind: type, plugin: str, stage: str) -> Any:
     return result
 
 
+def options_for(plugin: str, options: Mapping[str, str]) -> dict[str, str]:
+    """The options one plugin sees: ``KEY`` (``-o KEY=VALUE``) goes to every plugin, ``PLUGIN:KEY``
+    (``-o ort:threads=1``) only to that plugin, as ``KEY``; a scoped key wins over a plain one.
+    A sweep or comparison of several engines can so give each its own options."""
+    plain = {k: v for k, v in options.items() if ":" not in k}
+    scoped = {k.split(":", 1)[1]: v for k, v in options.items() if k.split(":", 1)[0] == plugin and ":" in k}
+    return {**plain, **scoped}
+
+
 def export(plugin: str, request: ExportRequest) -> Artifact:
+    request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "export", request=request)
     return _expect(result, Artifact, plugin, "export")
 
 
 def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
+    request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "quantize", request=request)
     return _expect(result, Artifact, plugin, "quantize")
 
@@ -36,7 +49,8 @@ def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
 def load_engine(plugin: str, artifact: Artifact, device: str = "cpu", options: Mapping[str, str] | None = None) -> Engine:
     """Open ``artifact`` with ``plugin`` after checking its files against the manifest."""
     artifact.verify()
-    result = get_plugin_manager().call_stage(plugin, "load", artifact=artifact, device=device, options=dict(options or {}))
+    result = get_plugin_manager().call_stage(plugin, "load", artifact=artifact, device=device,
+                                             options=options_for(plugin, options or {}))
     return _expect(result, Engine, plugin, "load_engine")
 
 

@@ -29,9 +29,8 @@ def _start_serve(tmp_path, *args):
 def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(tmp_path):
     proc, url = _start_serve(tmp_path)
     try:
-        env = {"DK_LPDNN_URL": url}
-        compare = run_dk("compare", "--plugins", "ort,lpdnn", "--out", str(tmp_path / "a"), "--json",
-                         env_extra=env, cwd=tmp_path)
+        compare = run_dk("compare", "--plugins", "ort,lpdnn", "-o", f"lpdnn:url={url}", "--out", str(tmp_path / "a"),
+                         "--json", cwd=tmp_path)
         assert compare.returncode == 0, compare.stderr
         report = json.loads(compare.stdout)
         assert report["samples"] == 360 and report["passed"] is True
