@@ -56,9 +56,11 @@ def sections(document: dict[str, Any], figures: dict[str, bytes]) -> list[Sectio
             out.append(Section(title, figure=name))
     out.append(_speedups(runs, settings.get("reference"), label))
     out.append(_accuracy(runs, label))
-    out.append(_hw(document, "hw" in figures))
+    out.append(_hw(document, "hw" in figures) if not _has_cell_hw(runs) else _cell_hw(runs, label))
     out.append(_model(document.get("model") or {}))
     out.append(_environment(document.get("environment") or {}))
+    if document.get("nodes"):
+        out.append(_nodes(document["nodes"]))
     failed = [r for r in runs if r.get("status") != "ok"]
     if failed:
         out.append(Section("Runs that did not complete", headers=["engine:precision", "batch", "status", "error"],
@@ -121,6 +123,45 @@ def _hw(document: dict[str, Any], has_figure: bool) -> Section:
     return Section("Hardware statistics", text=f"Sampled every {hw.get('interval_s'):g} s. {errors}".strip(),
                    headers=["metric", "unit", "source", "samples", "mean", "std", "median", "min", "max"], rows=rows,
                    figure="hw" if has_figure else None)
+
+
+def _has_cell_hw(runs: list[dict]) -> bool:
+    return any((r.get("hw") or {}).get("series") for r in runs)
+
+
+#: Columns of the per-cell table of a fleet sweep, at most this many metrics.
+CELL_METRICS = 8
+
+
+def _cell_hw(runs: list[dict], label: Any) -> Section:
+    """A fleet sweep samples on each node during each cell: one row per run, the mean of each metric."""
+    metrics: list[str] = []
+    for r in runs:
+        for name in ((r.get("hw") or {}).get("series") or {}):
+            if name not in metrics:
+                metrics.append(name)
+    metrics = metrics[:CELL_METRICS]
+    rows = []
+    for r in runs:
+        series = (r.get("hw") or {}).get("series") or {}
+        rows.append([label(r), fmt(r["batch"]), (r.get("node") or {}).get("hostname", "-"),
+                     *(fmt((series.get(m) or {}).get("mean")) for m in metrics)])
+    units = {m: next(((r["hw"]["series"][m]).get("unit") for r in runs
+                      if m in ((r.get("hw") or {}).get("series") or {})), "") for m in metrics}
+    return Section("Hardware statistics per cell",
+                   text="Sampled on the node that ran each cell, during the cell; the mean of each metric.",
+                   headers=["engine:precision", "batch", "node", *(f"{m} ({units[m]})" for m in metrics)], rows=rows)
+
+
+def _nodes(nodes: dict[str, Any]) -> Section:
+    rows = []
+    for node_id, node in nodes.items():
+        env = node.get("environment") or {}
+        gpus = [g for facts in (env.get("platform") or {}).values() for g in facts.get("gpus", [])]
+        rows.append([node.get("hostname", "-"), node_id[:12], fmt(env.get("os")), fmt(env.get("cpu")),
+                     fmt(env.get("cpu_cores")), ", ".join(gpus) or "-", fmt(env.get("dk"))])
+    return Section("Nodes", text="The machines of the cluster that ran cells.",
+                   headers=["hostname", "node", "os", "cpu", "cores", "gpus", "dk"], rows=rows)
 
 
 def _model(model: dict[str, Any]) -> Section:

@@ -34,6 +34,14 @@ def test_pinned_cells_run_only_on_nodes_with_their_target(cluster, tmp_path):
     assert document["runner"]["name"] == "ray" and document["settings"]["targets"] == ["alpha", "beta"]
     # the speed-up compares each run with the reference on the same target
     assert [r["speedup"] for r in runs if r["batch"] == 1] == [1.0, 1.0]
+    # the report shows what each node sampled during each cell, and the nodes
+    (tmp_path / "fleet.json").write_text(result.stdout)
+    report = run_dk("report", str(tmp_path / "fleet.json"), "-o", str(tmp_path / "fleet.md"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "fleet.md").read_text()
+    rss = runs[0]["hw"]["series"]["process.rss"]["mean"]
+    assert "## Hardware statistics per cell" in text and "## Nodes" in text
+    assert f"| ort:fp32 @alpha | 1 | {runs[0]['node']['hostname']} |" in text and f"{rss:,.0f}" in text
 
 
 def test_result_document_has_the_structure_of_a_local_run(cluster, tmp_path):
