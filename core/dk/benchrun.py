@@ -177,6 +177,9 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
             continue
         run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
                    window=[start, end])
+        pipelined = _pipelined(engine, data.preprocess(data.raw_batch(batch)), batch, timing.latency.iterations)
+        if pipelined is not None:
+            run["pipelined"] = pipelined
         if scores is not None:
             run["metrics"] = scores
         if layers is not None:
@@ -186,6 +189,21 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
         if sampler is not None:
             run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
         runs.append(run)
+
+
+def _pipelined(engine, feeds: dict, batch: int, calls: int) -> dict[str, Any] | None:
+    """Throughput with every request of a pipelining engine busy (``infer_many``, like
+    benchmark_app's throughput mode), beside the per-call latency of synchronous ``infer``."""
+    requests = int(getattr(engine, "parallel_requests", 1) or 1)
+    if requests <= 1 or not hasattr(engine, "infer_many"):
+        return None
+    count = max(calls, 4 * requests)
+    engine.infer_many([feeds] * requests)  # every request warm
+    start = time.perf_counter()
+    engine.infer_many([feeds] * count)
+    elapsed = time.perf_counter() - start
+    return {"requests": requests, "calls": count, "seconds": round(elapsed, 6),
+            "throughput": batch * count / elapsed if elapsed > 0 else None}
 
 
 def _profile_layers(engine, plugin: str, feeds) -> list[dict]:

@@ -24,6 +24,9 @@ class Engine:
     precision: str = "fp32"
     inputs: Sequence[TensorSpec] = ()
     outputs: Sequence[TensorSpec] = ()
+    #: Batches the engine can have in flight at once through ``infer_many(list_of_feeds)`` (for
+    #: example OpenVINO's throughput mode); above 1, ``dk run bench`` also measures that throughput.
+    parallel_requests: int = 1
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch: numpy arrays by input name in, numpy arrays by output name out."""

@@ -7,7 +7,7 @@ from dk.cli import render
 RUN_COLUMNS = [
     ("target", "target"), ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
     ("accuracy", "accuracy"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("cv", "cv"),
-    ("throughput", "samples/s"), ("speedup", "speed-up"), ("pre_ms", "pre ms"), ("infer_ms", "infer ms"),
+    ("throughput", "samples/s"), ("pipelined", "pipelined/s"), ("speedup", "speed-up"), ("pre_ms", "pre ms"), ("infer_ms", "infer ms"),
     ("post_ms", "post ms"), ("energy", "J/sample"),
 ]
 
@@ -26,6 +26,7 @@ def run_rows(document: dict) -> list[dict]:
             "infer_ms": (phases.get("infer") or {}).get("mean_ms"),
             "post_ms": (phases.get("postprocess") or {}).get("mean_ms"),
             "energy": energy.get("j_per_sample"),
+            "pipelined": (run.get("pipelined") or {}).get("throughput"),
         })
     return rows
 
@@ -39,7 +40,8 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
     title = f"dk run bench (timed region: {timed}; speed-up vs {settings['reference']})"
     if not document["complete"]:
         title += " [INCOMPLETE: interrupted]"
-    columns = RUN_COLUMNS if any(r.get("target") for r in runs) else RUN_COLUMNS[1:]  # target: fleet sweeps only
+    columns = [c for c in RUN_COLUMNS if (c[0] != "target" or any(r.get("target") for r in runs))
+               and (c[0] != "pipelined" or any(r.get("pipelined") for r in runs))]  # only when there are any
     render.rows_table(title, run_rows(document), columns)
     for note in sorted(copies):
         render.note(f"copies: {note}")

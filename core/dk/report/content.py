@@ -43,11 +43,13 @@ def sections(document: dict[str, Any], figures: dict[str, bytes]) -> list[Sectio
         return series_label(run, with_size)
 
     out = [_summary(document)]
+    pipelined = any(r.get("pipelined") for r in runs)
     out.append(Section("Latency and throughput", headers=[
-        "engine:precision", "batch", "status", "p50 ms", "p90 ms", "p99 ms", "cv", "samples/s", "pre ms", "infer ms",
-        "post ms", "J/sample"], rows=[[
+        "engine:precision", "batch", "status", "p50 ms", "p90 ms", "p99 ms", "cv", "samples/s",
+        *(["pipelined samples/s"] if pipelined else []), "pre ms", "infer ms", "post ms", "J/sample"], rows=[[
             label(r), fmt(r["batch"]), r["status"],
             *(fmt((r.get("latency") or {}).get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "cv", "throughput")),
+            *([fmt((r.get("pipelined") or {}).get("throughput"))] if pipelined else []),
             *(fmt(((r.get("phases") or {}).get(p) or {}).get("mean_ms")) for p in ("preprocess", "infer", "postprocess")),
             fmt((r.get("energy") or {}).get("j_per_sample")),
         ] for r in runs]))

@@ -82,6 +82,11 @@ class OpenVinoEngine(Engine):
         job.done.wait()
         return self._result(job)
 
+    @property
+    def parallel_requests(self) -> int:
+        """Requests in flight through ``infer_many``: all of them in throughput mode, else one."""
+        return self.requests if self.mode == "throughput" else 1
+
     def infer_many(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Outputs for each feed, in order. Throughput mode submits them all to the request queue
         (the feeds must stay unchanged until this returns); latency mode runs them one by one."""

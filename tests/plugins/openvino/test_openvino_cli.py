@@ -44,3 +44,24 @@ def test_export_then_infer_in_throughput_mode_reuses_the_ir(tmp_path):
     assert inferred["artifact"] == exported["artifact"]["path"]
     predicted = [r["top_k"][0]["label"] for r in inferred["results"]]
     assert len(predicted) == 4 and sum(p == str(t) for p, t in zip(predicted, inferred["labels"])) >= 3
+
+
+def test_bench_in_throughput_mode_also_measures_pipelined_throughput(tmp_path):
+    from dk import api
+    from dk.pipeline import BuildOptions, export
+
+    with api.load_engine("openvino", export("openvino", "fp32", BuildOptions(out=tmp_path)), "cpu",
+                         {"mode": "throughput"}) as engine:
+        requests = engine.parallel_requests
+        assert requests == engine.requests >= 1
+    bench = _json(run_dk("run", "bench", "--plugin", "openvino", "-o", "mode=throughput", "--iterations", "40",
+                         "--hw-interval", "0", "--out", str(tmp_path), "--json"))
+    run = bench["runs"][0]
+    if requests == 1:
+        assert "pipelined" not in run  # one request: nothing runs in parallel, the latency loop says it all
+    else:
+        assert run["pipelined"]["requests"] == requests and run["pipelined"]["calls"] >= 40
+        assert run["pipelined"]["throughput"] == pytest.approx(run["pipelined"]["calls"] / run["pipelined"]["seconds"], rel=1e-3)
+    latency_mode = _json(run_dk("run", "bench", "--plugin", "openvino", "--iterations", "10", "--hw-interval", "0",
+                                "--out", str(tmp_path), "--json"))
+    assert "pipelined" not in latency_mode["runs"][0]
