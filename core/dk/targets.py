@@ -26,7 +26,7 @@ def cpu_target(machine: str | None = None) -> str:
     return "cpu-" + {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
 
 
-def local_targets(manager: Any, probe: bool = True) -> list[str]:
+def local_targets(manager: Any, probe: bool = False) -> list[str]:
     """This machine's tags: the CPU tag, then those of every available platform plugin."""
     from dk import api
 
