@@ -78,6 +78,7 @@ def quantize(plugin: str, opts: BuildOptions, precision: str = "int8") -> Artifa
         method=opts.method,
         force=opts.force,
         options=opts.options,
+        export=opts.export_request("fp32") if source.kind.startswith("torch") else None,
     )
     return api.quantize(plugin, request)
 
@@ -183,7 +184,7 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
     else:
         return None, ""
     x = x[: opts.calib_size]
-    input_name = _first_input_name(source)
+    input_name = _first_input_name(source, opts)
 
     def feeds() -> Iterator[dict[str, np.ndarray]]:
         for i in range(0, len(x), 16):
@@ -210,7 +211,7 @@ def _dataset_calibration(opts: BuildOptions, source: ModelSource):
     return feeds, f"{Path(opts.data).name}[{count} of {len(dataset)}, seed 0]"
 
 
-def _first_input_name(source: ModelSource) -> str:
+def _first_input_name(source: ModelSource, opts: BuildOptions) -> str:
     if source.kind == "default":
         return "input"
     if source.kind == "artifact":  # any format: the manifest knows the inputs
@@ -218,7 +219,8 @@ def _first_input_name(source: ModelSource) -> str:
     from dk.onnx_io import io_specs, load_onnx
     from dk.sources import resolve_onnx
 
-    inputs, _ = io_specs(load_onnx(resolve_onnx(source).path, load_external_data=False))
+    export = opts.export_request("fp32") if source.kind.startswith("torch") else None
+    inputs, _ = io_specs(load_onnx(resolve_onnx(source, export).path, load_external_data=False))
     return inputs[0].name
 
 

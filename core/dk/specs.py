@@ -154,6 +154,9 @@ class QuantizeRequest:
     :ivar per_channel: Per-channel weight scales.
     :ivar force: Rebuild even when a cached artifact matches.
     :ivar options: Plugin-specific options.
+    :ivar export: How a torch source becomes the fp32 ONNX to quantize (shapes, opset, dynamic
+        axes): pass it to :func:`dk.sources.resolve_onnx`. None: the defaults, enough for ONNX
+        files, artifacts and the default model.
     """
 
     source: ModelSource
@@ -165,6 +168,7 @@ class QuantizeRequest:
     per_channel: bool = True
     force: bool = False
     options: dict[str, str] = attrs.field(factory=dict)
+    export: ExportRequest | None = None
 
     def build_options(self) -> dict[str, Any]:
         return {

@@ -53,7 +53,7 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     fast_bias = parse_choice(own_options, "fast_bias_correction", ("1", "0", "true", "false"), "1") in ("1", "true")
     nncf = _require_nncf()
 
-    src = load_source(request.source)
+    src = load_source(request.source, request.export)
     if src.precision != "fp32":
         raise ModelError(f"{request.source.location} is {src.precision}; quantize an fp32 model or artifact")
     calibration, calibration_name = request.calibration, request.calibration_name or "custom"

@@ -56,7 +56,7 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     if calibrate not in CALIBRATE_METHODS:
         raise DkError(f"option calibrate={calibrate} is not one of minmax, entropy, percentile")
 
-    src = quantizable_source(request.source)
+    src = quantizable_source(request.source, request.export)
     from dk.onnx_io import io_specs
 
     inputs, _ = io_specs(src.model)
@@ -107,7 +107,7 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     )
 
 
-def quantizable_source(source: ModelSource) -> QuantSource:
+def quantizable_source(source: ModelSource, export: Any = None) -> QuantSource:
     """The fp32 ONNX graph to quantize for ``source``.
 
     An ort artifact optimised beyond ``basic`` holds ORT-only fused ops that the quantizer cannot
@@ -117,7 +117,7 @@ def quantizable_source(source: ModelSource) -> QuantSource:
     from dk.onnx_io import load_onnx, set_input_shapes
     from dk.sources import resolve_onnx
 
-    resolved = resolve_onnx(source)
+    resolved = resolve_onnx(source, export)  # export: how a torch source becomes ONNX (shapes)
     if source.kind != "artifact":
         return QuantSource(load_onnx(resolved.path), source.kind, resolved, {})
     artifact = Artifact.load(source.path)

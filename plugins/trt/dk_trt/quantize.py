@@ -74,7 +74,7 @@ def ptq_source(request: QuantizeRequest) -> ModelSource:
     ort_request = QuantizeRequest(
         source=request.source, out_dir=request.out_dir, precision="int8", calibration=request.calibration,
         calibration_name=request.calibration_name, method="static", per_channel=request.per_channel,
-        force=request.force, options={"activations": "int8"},
+        force=request.force, options={"activations": "int8"}, export=request.export,
     )
     return ModelSource("artifact", str(api.quantize("ort", ort_request).path))
 

@@ -97,3 +97,20 @@ def test_empty_calibration_and_unsupported_requests_are_refused(tmp_path):
         api.quantize("ort", QuantizeRequest(source=source, out_dir=tmp_path, precision="fp16"))
     with pytest.raises(DkError, match="method 'qat' is not supported"):
         api.quantize("ort", QuantizeRequest(source=source, out_dir=tmp_path, method="qat"))
+
+
+def test_a_torch_callable_is_quantized_straight_from_its_shapes(tmp_path):
+    """``dk run quantize --model pkg:factory --shapes ...`` without exporting first."""
+    pytest.importorskip("torch", reason="torch is not installed: no torch sources")
+    from dk.pipeline import BuildOptions, quantize
+
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32))
+    opts = BuildOptions(model="dk_torch.models:resnet18_like", shapes={"input": (1, 3, 32, 32)}, out=tmp_path,
+                        data=str(tmp_path / "calib.npz"), calib_size=4)
+    artifact = quantize("ort", opts)
+    assert (artifact.precision, artifact.manifest["options"]["method"]) == ("int8", "static")
+    assert [s.shape for s in artifact.inputs] == [("batch", 3, 32, 32)]
+    ops = {node.op_type for node in onnx.load(str(artifact.model_file)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    without_data = quantize("ort", BuildOptions(model=opts.model, shapes=opts.shapes, out=tmp_path / "d"))
+    assert without_data.manifest["options"]["method"] == "dynamic"  # no calibration data: dynamic int8
