@@ -257,3 +257,30 @@ def test_failures_are_error_objects(mymodel, method, path, body, status):
     doc = json.loads(answer)
     assert got == status and headers["content-type"] == "application/json"
     assert list(doc) == ["error"] and isinstance(doc["error"], str) and doc["error"]
+
+
+def test_versioned_metadata_and_ready_urls(mymodel):
+    status, _, body = request(mymodel, "GET", "/v2/models/mymodel/versions/1")
+    assert status == 200 and json.loads(body)["versions"] == ["1"]
+    status, _, body = request(mymodel, "GET", "/v2/models/mymodel/versions/1/ready")
+    assert (status, json.loads(body)) == (200, {"name": "mymodel", "ready": True})
+    status, _, body = request(mymodel, "GET", "/v2/models/mymodel/versions/7/ready")
+    assert (status, json.loads(body)) == (404, {"error": "model 'mymodel' has no version '7'; it has version 1"})
+
+
+def test_an_outputs_own_binary_data_setting_wins_over_the_requests():
+    """Triton: ``binary_data_output`` is the default, each output's ``binary_data`` overrides it."""
+    from dk.serve.tensors import _requested_outputs, encode_response
+
+    names, default, overrides = _requested_outputs(
+        [{"name": "a", "parameters": {"binary_data": False}}, {"name": "b"}], {"binary_data_output": True})
+    assert (names, default, overrides) == (["a", "b"], True, {"a": False})
+    outputs = {"a": np.array([1.5, 2.5], np.float32), "b": np.array([7, 8], np.int64)}
+    body, headers = encode_response("m", "1", None, outputs, default, {}, overrides)
+    split = int(headers["inference-header-content-length"])
+    entries = json.loads(body[:split])["outputs"]
+    assert entries[0]["data"] == [1.5, 2.5] and "parameters" not in entries[0]
+    assert entries[1]["parameters"] == {"binary_data_size": 16}
+    np.testing.assert_array_equal(np.frombuffer(body[split:], "<i8"), [7, 8])
+    json_only, headers = encode_response("m", "1", None, outputs, False, {}, {})
+    assert headers == {"content-type": "application/json"} and json.loads(json_only)["outputs"][1]["data"] == [7, 8]

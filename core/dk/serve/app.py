@@ -62,9 +62,16 @@ class Worker:
             raise HttpError(503, f"model {self.model.name!r} is not ready: {self.reason}")
         return self.runner
 
-    def require_model(self, name: str) -> None:
+    def require_model(self, name: str, version: str | None = None) -> None:
+        """404 unless ``name`` (and ``version``, when the URL has one) is the served model's."""
         if name != self.model.name:
             raise HttpError(404, f"unknown model {name[:64]!r}; this server serves {self.model.name!r}")
+        if version is not None and version != MODEL_VERSION:
+            raise HttpError(404, f"model {name[:64]!r} has no version {version[:16]!r}; it has version {MODEL_VERSION}")
+
+
+#: The one version a dk server serves of its model (OIP URLs may name it).
+MODEL_VERSION = "1"
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None):
@@ -140,6 +147,8 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         ("/v2/health/live", "GET", handlers.live), ("/v2/health/ready", "GET", handlers.ready),
         ("/v2", "GET", handlers.server_metadata), ("/v2/models/{name}", "GET", handlers.model_metadata),
         ("/v2/models/{name}/ready", "GET", handlers.model_ready),
+        ("/v2/models/{name}/versions/{version}", "GET", handlers.model_metadata),
+        ("/v2/models/{name}/versions/{version}/ready", "GET", handlers.model_ready),
         ("/v2/models/{name}/infer", "POST", handlers.infer),
         ("/v2/models/{name}/versions/{version}/infer", "POST", handlers.infer),
         ("/inference", "POST", handlers.inference), ("/metrics", "GET", handlers.metrics),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dk import __version__
-from dk.serve.app import json_response
+from dk.serve.app import MODEL_VERSION, json_response
 from dk.serve.images import image_to_tensor
 from dk.serve.limits import HttpError, read_limited
 from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
@@ -38,7 +38,7 @@ async def ready(worker: Worker, request: Any) -> Any:
 
 
 async def model_ready(worker: Worker, request: Any) -> Any:
-    worker.require_model(request.path_params["name"])
+    worker.require_model(request.path_params["name"], request.path_params.get("version"))
     worker.require_ready()
     return json_response({"name": worker.model.name, "ready": True})
 
@@ -50,7 +50,7 @@ async def server_metadata(worker: Worker, request: Any) -> Any:
 
 
 async def model_metadata(worker: Worker, request: Any) -> Any:
-    worker.require_model(request.path_params["name"])
+    worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     engine, model = runner.engine, worker.model
 
@@ -58,7 +58,7 @@ async def model_metadata(worker: Worker, request: Any) -> Any:
         return [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": oip_shape(s)} for s in specs]
 
     return json_response({
-        "name": model.name, "versions": ["1"], "platform": f"dk-{model.plugin}" if model.plugin else "dk",
+        "name": model.name, "versions": [MODEL_VERSION], "platform": f"dk-{model.plugin}" if model.plugin else "dk",
         "inputs": tensors(engine.inputs), "outputs": tensors(engine.outputs),
         "parameters": {"precision": model.precision, "task": model.meta.get("task"), "artifact": model.artifact,
                        "source_sha256": model.source_sha256, "device": engine.device,
@@ -67,7 +67,7 @@ async def model_metadata(worker: Worker, request: Any) -> Any:
 
 
 async def infer(worker: Worker, request: Any) -> Any:
-    worker.require_model(request.path_params["name"])
+    worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     start = time.perf_counter()
     body = await read_body(worker, request)
@@ -90,7 +90,7 @@ async def infer(worker: Worker, request: Any) -> Any:
     params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
               "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
     big = sum(np.asarray(v).nbytes for v in outputs.values()) > OFFLOAD_BYTES
-    encode = (worker.model.name, "1", decoded.id, outputs, decoded.binary_outputs, params)
+    encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params, decoded.binary_overrides)
     if big:
         content, headers = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_response(*encode))
     else:

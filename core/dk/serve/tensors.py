@@ -27,8 +27,9 @@ class InferRequest:
 
     id: str | None
     inputs: dict[str, np.ndarray]
-    binary_outputs: bool
+    binary_outputs: bool  # the request's binary_data_output: the default for every output
     requested_outputs: list[str] | None
+    binary_overrides: dict[str, bool] = attrs.field(factory=dict)  # an output's own binary_data
 
 
 def datatype_of(dtype: str) -> str:
@@ -84,9 +85,10 @@ def decode_request(body: bytes, header_length: str | None, specs: Sequence[Tenso
                              f"{', '.join(map(repr, by_name))}")
     params = doc.get("parameters") if isinstance(doc.get("parameters"), dict) else {}
     outputs = doc.get("outputs")
-    requested, binary_out = _requested_outputs(outputs, params)
+    requested, binary_out, overrides = _requested_outputs(outputs, params)
     request_id = doc.get("id")
-    return InferRequest(str(request_id)[:128] if request_id is not None else None, inputs, binary_out, requested)
+    return InferRequest(str(request_id)[:128] if request_id is not None else None, inputs, binary_out, requested,
+                        overrides)
 
 
 def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: bytes, offset: int,
@@ -138,27 +140,32 @@ def _check_against_spec(name: str, shape: tuple[int, ...], spec: TensorSpec) -> 
                              f"{[d if isinstance(d, int) else -1 for d in spec.shape]}")
 
 
-def _requested_outputs(outputs: Any, params: Mapping[str, Any]) -> tuple[list[str] | None, bool]:
+def _requested_outputs(outputs: Any, params: Mapping[str, Any]) -> tuple[list[str] | None, bool, dict[str, bool]]:
+    """Requested output names, the request's default ``binary_data_output``, and each output's own
+    ``binary_data`` where it says (Triton's binary extension: the output's setting wins)."""
     binary = params.get("binary_data_output") is True
     if outputs is None:
-        return None, binary
+        return None, binary, {}
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                 for o in outputs):
         raise HttpError(400, "'outputs' must be a list of objects with a 'name'")
+    overrides = {}
     for o in outputs:
         p = o.get("parameters")
-        if isinstance(p, dict) and p.get("binary_data") is True:
-            binary = True
-    return [o["name"] for o in outputs], binary
+        if isinstance(p, dict) and isinstance(p.get("binary_data"), bool):
+            overrides[o["name"]] = p["binary_data"]
+    return [o["name"] for o in outputs], binary, overrides
 
 
 def encode_response(model: str, version: str, request_id: str | None, outputs: Mapping[str, np.ndarray],
-                    binary: bool, parameters: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
-    """Body and extra headers of an infer response (binary outputs follow the JSON header)."""
+                    binary: bool, parameters: Mapping[str, Any],
+                    overrides: Mapping[str, bool] | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body and extra headers of an infer response (binary outputs follow the JSON header);
+    ``overrides`` sets binary or JSON for single outputs."""
     entries = []
     blobs = []
     for name, value in outputs.items():
-        entry, blob = encode_tensor(name, value, binary)
+        entry, blob = encode_tensor(name, value, (overrides or {}).get(name, binary))
         entries.append(entry)
         if blob is not None:
             blobs.append(blob)
@@ -167,7 +174,7 @@ def encode_response(model: str, version: str, request_id: str | None, outputs: M
     if request_id is not None:
         doc["id"] = request_id
     header = json.dumps(doc, separators=(",", ":")).encode()
-    if not binary:
+    if not blobs:
         return header, {"content-type": "application/json"}
     return header + b"".join(blobs), {"content-type": "application/octet-stream",
                                       BINARY_HEADER: str(len(header))}
