@@ -70,3 +70,47 @@ def test_oversize_upload_is_refused_while_streaming(tmp_path):
     status, _, body = _upload(app, "m", [b"\x08" * 1000] * 50, content_length=False)
     assert status == 413 and json.loads(body) == {"error": "model exceeds the upload limit of 10000 bytes"}
     assert _store_files(tmp_path) == []
+
+
+def test_an_uploaded_model_is_served_after_load(tmp_path):
+    """``POST /v2/repository/models/NAME/load`` builds the upload with the serving plugin and swaps
+    it in on a running server: the new name answers, the old one is gone, outputs are the model's."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("uvicorn")
+    import http.client
+
+    import numpy as np
+
+    from dk import api
+    from dk.default_model import load_split
+    from dk.pipeline import BuildOptions, build
+    from dk.serve.app import ModelInfo, create_app
+    from dk.serve.config import ServeConfig
+    from dk.serve.server import ServerThread
+    from tests.core.test_serve_support import infer_body
+
+    built = build("ort", "fp32", BuildOptions(out=tmp_path))
+    model = ModelInfo.from_artifact(built, "ort")
+    app = create_app(api.load_engine("ort", built), ServeConfig(model_name=model.name, allow_upload=True,
+                                                                store=tmp_path), model)
+
+    def post(port, path, body=b""):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST" if body is not None else "GET", path, body)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+
+    x = load_split("eval")[0][:3]
+    with ServerThread(app) as server:
+        assert post(server.port, "/v2/repository/models/digits-v2/upload", ONNX_PATH.read_bytes())[0] == 201
+        status, doc = post(server.port, "/v2/repository/models/nope/load")
+        assert status == 404 and doc["error"].startswith("no uploaded model 'nope'")
+        status, doc = post(server.port, "/v2/repository/models/digits-v2/load")
+        assert (status, doc) == (200, {"name": "digits-v2", "loaded": True, "plugin": "ort", "precision": "fp32"})
+        assert post(server.port, f"/v2/models/{model.name}", None)[0] == 404
+        status, doc = post(server.port, "/v2/models/digits-v2/infer", infer_body(x))
+        assert status == 200
+    with api.load_engine("ort", built) as engine:
+        expected = engine.infer({"input": x})["logits"]
+    np.testing.assert_allclose(np.array(doc["outputs"][0]["data"], np.float32).reshape(expected.shape), expected,
+                               rtol=1e-5, atol=1e-5)

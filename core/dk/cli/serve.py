@@ -63,6 +63,7 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
         store=kw["store"], max_upload=parse_size(kw["max_upload"], "--max-upload"),
     )
     options = parse_key_values(plugin_options)
+    config.device, config.engine_options = device, options
     if artifact:
         built = Artifact.load(artifact)
     else:

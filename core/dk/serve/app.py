@@ -50,6 +50,17 @@ class Worker:
     runner: EngineRunner | None = None
     status: str = "loading"
     reason: str = "the engine is loading"
+    swap_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+    async def swap(self, engine: Engine, model: ModelInfo) -> None:
+        """Serve ``engine`` as ``model`` from now on; requests already running on the old engine
+        finish there, then it is closed."""
+        old = self.runner
+        self.model = model
+        self.config.model_name = model.name
+        self.start(engine)
+        if old is not None:
+            await old.aclose()
 
     def start(self, engine: Engine) -> None:
         c = self.config
@@ -155,6 +166,7 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
     ]
     if config.allow_upload:
         routes.append(("/v2/repository/models/{name}/upload", "POST", handlers.upload))
+        routes.append(("/v2/repository/models/{name}/load", "POST", handlers.load))
     not_found = _wrap(worker, "other", handlers.not_found)
 
     async def http_error(request: Any, exc: Exception) -> Any:

@@ -27,6 +27,7 @@ class ServeConfig:
     :ivar allow_upload: Enable ``POST /v2/repository/models/{name}/upload`` (ONNX only).
     :ivar store: The artifact store uploads are written into.
     :ivar max_upload: Largest uploaded model in bytes.
+    :ivar device/engine_options: Where and how ``.../load`` opens an uploaded model (as the served one).
     """
 
     model_name: str = "model"
@@ -39,6 +40,8 @@ class ServeConfig:
     allow_upload: bool = False
     store: Path = attrs.field(converter=Path, factory=lambda: Path("dk-artifacts"))
     max_upload: int = 256 * MIB
+    device: str = "cpu"
+    engine_options: dict = attrs.field(factory=dict)
 
 
 def parse_size(text: str | int, option: str = "--max-body") -> int:

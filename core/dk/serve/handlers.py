@@ -151,6 +151,21 @@ async def upload(worker: Worker, request: Any) -> Any:
     return json_response({"stored": True, **info}, status=201)
 
 
+async def load(worker: Worker, request: Any) -> Any:
+    """OIP model repository ``load``: serve an uploaded model instead of the current one."""
+    from dk.serve.upload import open_uploaded
+
+    request.state.body_read = True  # the body, if any, is not used
+    if worker.swap_lock.locked():
+        raise HttpError(409, "another model is being loaded; try again when it is done")
+    async with worker.swap_lock:
+        config = worker.config
+        engine, model = await asyncio.get_running_loop().run_in_executor(
+            None, open_uploaded, request.path_params["name"], worker.model.plugin, config)
+        await worker.swap(engine, model)
+    return json_response({"name": model.name, "loaded": True, "plugin": model.plugin, "precision": model.precision})
+
+
 async def not_found(worker: Worker, request: Any) -> Any:
     raise HttpError(404, "no such endpoint; the server metadata (GET /v2) names the model to infer with")
 

@@ -83,3 +83,25 @@ def _publish(name: str, part: Path, root: Path, sha256: str) -> dict[str, Any]:
     )
     return {"name": artifact.name, "sha256": sha256, "format": "onnx",
             "inputs": [s.to_json() for s in inputs], "outputs": [s.to_json() for s in outputs]}
+
+
+def open_uploaded(name: str, plugin: str, config: Any) -> tuple[Any, Any]:
+    """Build the uploaded model ``name`` with the serving plugin (cached in the store like every
+    artifact) and open it on the configured device: (engine, ModelInfo)."""
+    from dk import api, pipeline
+    from dk.serve.app import ModelInfo
+
+    check_name(name)
+    folder = (Path(config.store) / UPLOAD_PLUGIN / name).resolve()
+    if not (folder / "dk.json").is_file():
+        raise HttpError(404, f"no uploaded model {name!r}; upload it first: POST /v2/repository/models/{name}/upload")
+    if not plugin:
+        raise HttpError(400, "this server does not know which plugin serves it, so it cannot load another model")
+    try:
+        options = pipeline.BuildOptions(model=str(folder), out=Path(config.store), device=config.device,
+                                        options=dict(config.engine_options))
+        built = pipeline.build(plugin, "fp32", options)
+        engine = api.load_engine(plugin, built, config.device, config.engine_options)
+    except ModelError as exc:
+        raise HttpError(400, f"uploaded model {name!r} cannot be served: {str(exc).replace(str(folder), name)}") from None
+    return engine, ModelInfo.from_artifact(built, plugin, name)
