@@ -174,20 +174,24 @@ def pre_process(model: Any, folder: Path) -> Path:
 
 
 def run_static(pre: Path, out: Path, calibration: CalibrationData, per_channel: bool, settings: Mapping[str, Any]) -> None:
+    import contextlib
+    import sys
+
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     try:
-        quantize_static(
-            pre,
-            out,
-            feed_reader(calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            reduce_range=settings["reduce_range"],
-            weight_type=QuantType.QInt8,
-            activation_type=QuantType.QUInt8 if settings["activations"] == "uint8" else QuantType.QInt8,
-            calibrate_method=getattr(CalibrationMethod, CALIBRATE_METHODS[settings["calibrate"]]),
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # entropy/percentile print progress; stdout is for --json
+            quantize_static(
+                pre,
+                out,
+                feed_reader(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                reduce_range=settings["reduce_range"],
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8 if settings["activations"] == "uint8" else QuantType.QInt8,
+                calibrate_method=getattr(CalibrationMethod, CALIBRATE_METHODS[settings["calibrate"]]),
+            )
     except DkError:
         raise
     except Exception as exc:

@@ -114,3 +114,16 @@ def test_a_torch_callable_is_quantized_straight_from_its_shapes(tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     without_data = quantize("ort", BuildOptions(model=opts.model, shapes=opts.shapes, out=tmp_path / "d"))
     assert without_data.manifest["options"]["method"] == "dynamic"  # no calibration data: dynamic int8
+
+
+def test_calibrator_progress_stays_off_json_stdout(tmp_path):
+    """ONNX Runtime's entropy/percentile calibrators print progress; ``--json`` stdout stays one document."""
+    import json
+
+    from tests.conftest import run_dk
+
+    result = run_dk("run", "quantize", "--plugin", "ort", "-o", "calibrate=percentile", "--out", str(tmp_path),
+                    "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["artifact"]["options"]["calibrate"] == "percentile"
+    assert "Finding optimal threshold" in result.stderr
