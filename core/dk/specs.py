@@ -185,7 +185,7 @@ class PluginInfo:
     """What a plugin says about itself for ``dk doctor`` (see :func:`dk_describe`).
 
     :ivar name: Plugin name, the one users pass to ``--plugin``.
-    :ivar kind: ``engine``, ``exporter``, ``platform`` or ``data``.
+    :ivar kind: ``engine``, ``exporter``, ``platform``, ``data`` or ``runner`` (a sweep runner).
     :ivar formats_in/formats_out: Model formats it reads and writes (``onnx``, ``torch``, ``ort``...).
     :ivar precisions: Precisions it can build or run.
     :ivar devices: Devices it can run on here (only probed with ``--probe``; else what it supports).
