@@ -70,7 +70,8 @@ def export_onnx(request: ExportRequest) -> Artifact:
         extra = {"graph_optimization": level, "optimized_for": _provider_names(providers), "op_domains": domains}
         return BuiltModel(files, "onnx", request.precision, inputs, outputs, extra)
 
-    build_options = {**request.build_options(), "level": level, "format": fmt}
+    own = {k: v for k, v in request.options.items() if k in EXPORT_OPTIONS}  # load options do not change the build
+    build_options = {**attrs.evolve(request, options=own).build_options(), "level": level, "format": fmt}
     return build_artifact(
         plugin=PLUGIN,
         out_dir=request.out_dir,

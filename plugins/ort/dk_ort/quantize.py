@@ -93,7 +93,9 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
                  "quantize_linear_nodes": ops.count("QuantizeLinear") + ops.count("DynamicQuantizeLinear")}
         return BuiltModel([main.name], "onnx", "int8", inputs, outputs, extra)
 
-    build_options = {**request.build_options(), "method": method, "calibration": calib_info, **settings}
+    own = {k: v for k, v in request.options.items() if k in QUANTIZE_OPTIONS}  # load options do not change the build
+    build_options = {**attrs.evolve(request, options=own).build_options(), "method": method, "calibration": calib_info,
+                     **settings}
     return build_artifact(
         plugin=PLUGIN,
         out_dir=request.out_dir,
