@@ -104,9 +104,9 @@ def run_cell(plan: SweepPlan, opts: Any, cell: Cell, runs: list, sampler: HwSamp
         artifact, options = build() if build is not None else build_cell(cell, opts)
         engine_cm = (load or api.load_engine)(cell.entry.engine, artifact, opts.device, options)
     except Exception as exc:  # recorded; the sweep goes on with the next cell
-        for batch in cell.batches:
-            progress(_describe(cell, batch))
-            runs.append({**run_base(plan, opts, cell), "batch": batch, "input_shape": None, **failed(exc)})
+        for run in failed_runs(plan, opts, cell, failed(exc)["error"]):
+            progress(_describe(cell, run["batch"]))
+            runs.append(run)
         return
     with engine_cm as engine:
         _measure(plan, cell_options(opts, cell), cell, artifact, engine, runs, sampler, progress)
@@ -141,9 +141,14 @@ def run_base(plan: SweepPlan, opts: Any, cell: Cell) -> dict[str, Any]:
     return base
 
 
+def failed_runs(plan: SweepPlan, opts: Any, cell: Cell, error: str) -> list[dict[str, Any]]:
+    """One failed run record per batch of a cell that could not be built, loaded or run."""
+    return [{**run_base(plan, opts, cell), "batch": batch, "input_shape": None, "status": "failed", "error": error}
+            for batch in cell.batches]
+
+
 def _describe(cell: Cell, batch: int) -> str:
-    size = f" {cell.size[0]}x{cell.size[1]}" if cell.size else ""
-    return f"{cell.entry.label} batch {batch}{size}" + (f" @{cell.target}" if cell.target else "")
+    return attrs.evolve(cell, batches=(batch,)).label
 
 
 def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, progress: Progress) -> None:
@@ -170,16 +175,16 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
                                       warmup=plan.warmup, iterations=plan.iterations, duration=plan.duration,
                                       batch=batch)
             end = time.time()
-            layers = _profile_layers(engine, cell.entry.engine, data.preprocess(data.raw_batch(batch))) \
-                if plan.profile_layers else None
+            pipelines = getattr(engine, "parallel_requests", 1) > 1 and hasattr(engine, "infer_many")
+            feeds = data.preprocess(data.raw_batch(batch)) if plan.profile_layers or pipelines else None
+            layers = _profile_layers(engine, cell.entry.engine, feeds) if plan.profile_layers else None
         except Exception as exc:
             runs.append({**run, "accuracy": accuracy, **failed(exc)})
             continue
         run.update(status="ok", accuracy=accuracy, preprocess=data.preprocess_name, **timing.to_json(),
                    window=[start, end])
-        pipelined = _pipelined(engine, data.preprocess(data.raw_batch(batch)), batch, timing.latency.iterations)
-        if pipelined is not None:
-            run["pipelined"] = pipelined
+        if pipelines:
+            run["pipelined"] = _pipelined(engine, feeds, batch, timing.latency.iterations)
         if scores is not None:
             run["metrics"] = scores
         if layers is not None:
@@ -191,12 +196,10 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
         runs.append(run)
 
 
-def _pipelined(engine, feeds: dict, batch: int, calls: int) -> dict[str, Any] | None:
+def _pipelined(engine, feeds: dict, batch: int, calls: int) -> dict[str, Any]:
     """Throughput with every request of a pipelining engine busy (``infer_many``, like
     benchmark_app's throughput mode), beside the per-call latency of synchronous ``infer``."""
-    requests = int(getattr(engine, "parallel_requests", 1) or 1)
-    if requests <= 1 or not hasattr(engine, "infer_many"):
-        return None
+    requests = int(engine.parallel_requests)
     count = max(calls, 4 * requests)
     engine.infer_many([feeds] * requests)  # every request warm
     start = time.perf_counter()

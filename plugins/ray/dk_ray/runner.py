@@ -31,7 +31,6 @@ class RayRunner:
     def __init__(self, address: str = "auto", shared_dir: str | None = None):
         self.address = address
         self.shared_dir = str(Path(shared_dir).resolve()) if shared_dir else None
-        self._nodes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "shared_dir": self.shared_dir}
@@ -51,25 +50,23 @@ class RayRunner:
 
         check_targets(plan.targets, ray.cluster_resources())
         cells = plan.cells(split_batches=True)
-        inputs = ship_inputs(opts)
-        pending = self._submit(ray, plan, opts, cells, inputs)
+        pending = self._submit(ray, plan, opts, cells, ship_inputs(opts))
         order = {id(cell): index for index, cell in enumerate(cells)}
-        arrived: list[tuple[int, dict]] = []
-        document["nodes"] = self._nodes
+        position: dict[int, int] = {}  # id(run) -> its cell's place in the plan
+        document["nodes"] = {}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                ref = ready[0]
-                cell = pending.pop(ref)
-                runs = self._collect(ray, ref, plan, opts, cell)
-                arrived += [(order[id(cell)], run) for run in runs]
+                cell = pending.pop(ready[0])
+                runs = _collect(ray, ready[0], plan, opts, cell, document["nodes"])
+                position.update((id(run), order[id(cell)]) for run in runs)
                 document["runs"].extend(runs)
                 progress(cell.label)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
-        document["runs"][:] = [run for _, run in sorted(arrived, key=lambda item: item[0])]  # plan order
+        document["runs"].sort(key=lambda run: position[id(run)])  # plan order, whatever finished first
         add_speedups(document, plan.reference or plan.entries[0])
 
     def _submit(self, ray: Any, plan: Any, opts: Any, cells: list, inputs: dict) -> dict:
@@ -88,17 +85,20 @@ class RayRunner:
             pending[measure_remote.options(**retry).remote(plan, opts, cell, builds[group], inputs)] = cell
         return pending
 
-    def _collect(self, ray: Any, ref: Any, plan: Any, opts: Any, cell: Any) -> list[dict]:
-        """The cell's runs, or one failed run per batch naming what went wrong."""
-        try:
-            result = ray.get(ref)
-        except Exception as exc:  # worker or node died twice, cancelled, or dk not installed there
-            return [_failed_run(plan, opts, cell, batch, _task_error(exc)) for batch in cell.batches]
-        node = result["node"]
-        self._nodes.setdefault(node["id"], {"hostname": node["hostname"], "environment": result["environment"]})
-        for run in result["runs"]:
-            run["node"]["cell_seconds"] = round(result["seconds"], 4)
-        return result["runs"]
+def _collect(ray: Any, ref: Any, plan: Any, opts: Any, cell: Any, nodes: dict) -> list[dict]:
+    """The cell's runs (recording its node in ``nodes``), or one failed run per batch naming what
+    went wrong."""
+    from dk.benchrun import failed_runs
+
+    try:
+        result = ray.get(ref)
+    except Exception as exc:  # worker or node died twice, cancelled, or dk not installed there
+        return failed_runs(plan, opts, cell, _task_error(exc))
+    node = result["node"]
+    nodes.setdefault(node["id"], {"hostname": node["hostname"], "environment": result["environment"]})
+    for run in result["runs"]:
+        run["node"]["cell_seconds"] = round(result["seconds"], 4)
+    return result["runs"]
 
 
 def connect(address: str) -> tuple[Any, bool]:
@@ -161,9 +161,3 @@ def _task_error(exc: BaseException) -> str:
     if kind in ("WorkerCrashedError", "NodeDiedError", "OwnerDiedError", "ObjectLostError"):
         return f"{kind} after 1 retry: {first}"
     return f"{kind}: {first}"
-
-
-def _failed_run(plan: Any, opts: Any, cell: Any, batch: int, error: str) -> dict[str, Any]:
-    from dk.benchrun import run_base
-
-    return {**run_base(plan, opts, cell), "batch": batch, "input_shape": None, "status": "failed", "error": error}
