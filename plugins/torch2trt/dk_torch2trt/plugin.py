@@ -1,42 +1,10 @@
 """dk plugin ``torch2trt``: torch -> TensorRT through torch2trt, saved as ``..._trt.pth`` (the
-TRTModule state dict) and ``..._trt.engine``. Thin hooks; the work is in :mod:`dk_torch2trt.convert`."""
+TRTModule state dict) and ``..._trt.engine``.
 
-from __future__ import annotations
+Thin hooks only, shared with the trt plugin (:mod:`dk_trt.hooks`): each imports its stage module of
+this package (``doctor``, ``export``, ``quantize``, ``runtime``) when called.
+"""
 
-from typing import TYPE_CHECKING, Mapping
+from dk_trt.hooks import engine_hooks
 
-from dk.hooks import hookimpl
-from dk.specs import PluginInfo
-
-if TYPE_CHECKING:
-    from dk.artifacts import Artifact
-    from dk.engine import Engine
-    from dk.specs import ExportRequest, QuantizeRequest
-
-
-@hookimpl
-def dk_describe(probe: bool) -> PluginInfo:
-    from dk_torch2trt.convert import describe
-
-    return describe(probe)
-
-
-@hookimpl
-def dk_export(request: ExportRequest) -> Artifact:
-    from dk_torch2trt.convert import export_trt_module
-
-    return export_trt_module(request)
-
-
-@hookimpl
-def dk_quantize(request: QuantizeRequest) -> Artifact:
-    from dk_torch2trt.convert import quantize_trt_module
-
-    return quantize_trt_module(request)
-
-
-@hookimpl
-def dk_load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> Engine:
-    from dk_torch2trt.module import load_engine
-
-    return load_engine(artifact, device, options)
+dk_describe, dk_export, dk_quantize, dk_load_engine = engine_hooks("dk_torch2trt")

@@ -1,31 +1,21 @@
-"""Host and device memory for TensorRT engines, through pycuda. The only module of dk_trt that
-touches CUDA memory: swap it for cuda-python or torch tensors and nothing else changes.
+"""Host and device memory for TensorRT engines, through the CUDA seam :mod:`dk_trt.cudart`
+(cuda-python by default, pycuda where it is the one installed).
 
 One :class:`DeviceBuffers` per engine: pinned host arrays and device allocations per tensor name
-(grown when a bigger shape arrives), and one CUDA stream.
+(grown when a bigger shape arrives), and one CUDA stream. Every call names its device, so the
+buffers work from any thread.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
-from dk.errors import DeviceError, MissingDependency
+from dk.errors import DeviceError
 
 from dk_trt.plan import GpuInfo
-
-
-def _cuda() -> Any:
-    try:
-        import pycuda.driver as cuda
-    except ImportError as exc:
-        raise MissingDependency(f"the trt plugin moves tensors with pycuda ({exc}): pip install pycuda") from None
-    try:
-        cuda.init()
-    except cuda.Error as exc:
-        raise DeviceError(f"CUDA is not usable here ({exc}); the trt plugin needs an NVIDIA GPU and driver") from None
-    return cuda
 
 
 def device_index(device: str) -> int:
@@ -37,76 +27,91 @@ def device_index(device: str) -> int:
 
 
 def gpu_info(index: int = 0) -> GpuInfo:
-    """Name and compute capability of CUDA device ``index``."""
-    cuda = _cuda()
-    if index >= cuda.Device.count():
-        raise DeviceError(f"CUDA device {index} does not exist (this machine has {cuda.Device.count()})")
-    dev = cuda.Device(index)
-    major, minor = dev.compute_capability()
-    return GpuInfo(dev.name(), f"{major}.{minor}", index)
+    """Name and compute capability of CUDA device ``index``, or DeviceError saying why there is none."""
+    from dk_trt.cudart import binding
+
+    cuda = binding()
+    count = cuda.device_count()
+    if index >= count:
+        raise DeviceError(f"CUDA device {index} does not exist (this machine has {count})")
+    name, major, minor = cuda.device_facts(index)
+    return GpuInfo(name, f"{major}.{minor}", index)
+
+
+def select_device(index: int) -> None:
+    """Make CUDA device ``index`` current on this thread: TensorRT builds and deserializes there."""
+    from dk_trt.cudart import binding
+
+    binding().select(index)
 
 
 class DeviceBuffers:
     """Pinned host memory, device memory and a stream for one engine on CUDA device ``index``."""
 
     def __init__(self, index: int = 0):
-        cuda = _cuda()
-        self._cuda = cuda
-        self._context = cuda.Device(index).retain_primary_context()  # the context TensorRT uses
-        self._context.push()
-        self.stream = cuda.Stream()
-        self._device: dict[str, tuple[Any, int]] = {}
-        self._host: dict[str, np.ndarray] = {}
+        from dk_trt.cudart import binding
+
+        self.index = index
+        self._cuda = binding()
+        self._lock = threading.Lock()
+        self._stream = self._cuda.stream_create(index)
+        self._device: dict[str, tuple[int, int]] = {}
+        self._host: dict[str, tuple[Any, np.ndarray]] = {}
 
     @property
     def stream_handle(self) -> int:
-        return self.stream.handle
+        return self._cuda.stream_handle(self._stream)
 
     def device_ptr(self, name: str, nbytes: int) -> int:
         """A device allocation of at least ``nbytes`` for tensor ``name``."""
-        held = self._device.get(name)
-        if held is None or held[1] < nbytes:
-            if held is not None:
-                held[0].free()
-            allocation = self._cuda.mem_alloc(max(nbytes, 1))
-            held = (allocation, nbytes)
-            self._device[name] = held
-        return int(held[0])
+        with self._lock:
+            held = self._device.get(name)
+            if held is None or held[1] < nbytes:
+                if held is not None:
+                    self._cuda.free(self.index, held[0])
+                held = (self._cuda.malloc(self.index, max(nbytes, 1)), nbytes)
+                self._device[name] = held
+            return held[0]
 
     def _pinned(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        host = self._host.get(name)
-        size = int(np.prod(shape, dtype=np.int64))
-        if host is None or host.dtype != dtype or host.size < size:
-            host = self._cuda.pagelocked_empty(max(size, 1), dtype)
-            self._host[name] = host
-        return host[:size].reshape(shape)
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        held = self._host.get(name)
+        if held is None or held[1].nbytes < nbytes:
+            if held is not None:
+                self._cuda.host_free(self.index, held[0])
+            held = self._cuda.host_empty(self.index, max(nbytes, 1))
+            self._host[name] = held
+        return held[1][:nbytes].view(dtype).reshape(shape)
 
     def upload(self, name: str, array: np.ndarray) -> int:
-        """Copy ``array`` to the device (through pinned memory, on the stream); return its pointer."""
+        """Queue the copy of ``array`` to the device (through pinned memory, on the stream); return its
+        pointer. The copy is done after :meth:`synchronize`."""
         staged = self._pinned(name, array.shape, array.dtype)
         np.copyto(staged, array)
         ptr = self.device_ptr(name, staged.nbytes)
-        self._cuda.memcpy_htod_async(ptr, staged, self.stream)
+        self._cuda.copy_htod_async(self.index, ptr, staged, self._stream)
         return ptr
 
     def download(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Queue the copy of device tensor ``name`` to pinned memory; valid after :meth:`synchronize`."""
         staged = self._pinned(name, shape, np.dtype(dtype))
-        self._cuda.memcpy_dtoh_async(staged, self._device[name][0], self.stream)
+        self._cuda.copy_dtoh_async(self.index, staged, self._device[name][0], self._stream)
         return staged
 
     def synchronize(self) -> None:
-        self.stream.synchronize()
+        self._cuda.stream_sync(self.index, self._stream)
 
     def close(self) -> None:
-        """Free everything and release the context. Safe to call twice."""
-        if self._context is None:
+        """Free everything. Safe to call twice, and from any thread."""
+        if self._stream is None:
             return
-        for allocation, _ in self._device.values():
-            allocation.free()
+        self._cuda.stream_sync(self.index, self._stream)
+        for ptr, _ in self._device.values():
+            self._cuda.free(self.index, ptr)
+        for handle, _ in self._host.values():
+            self._cuda.host_free(self.index, handle)
         self._device.clear()
         self._host.clear()
-        self.stream = None
-        self._context.pop()
-        self._context.detach()
-        self._context = None
+        self._cuda.stream_destroy(self.index, self._stream)
+        self._stream = None

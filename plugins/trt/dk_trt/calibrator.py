@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -25,9 +25,19 @@ def first_batch_shapes(calibration: CalibrationData) -> dict[str, tuple[int, ...
     return {name: tuple(np.shape(v)) for name, v in first.items()}
 
 
-def entropy_calibrator(calibration: CalibrationData, cache_file: Path | None, buffers: Any) -> Any:
-    """An IInt8EntropyCalibrator2 that uploads each feed through ``buffers`` (a DeviceBuffers)."""
+def batch_arrays(feed: Mapping[str, Any], names: list[str], dtypes: Mapping[str, str]) -> list[np.ndarray]:
+    """The feed's arrays for ``names``, contiguous and in each input's own dtype (float32 only when the
+    input is float32: an int64 or float16 input gets its own type)."""
+    return [np.ascontiguousarray(feed[n], dtype=np.dtype(dtypes.get(n, "float32"))) for n in names]
+
+
+def entropy_calibrator(
+    calibration: CalibrationData, cache_file: Path | None, buffers: Any, dtypes: Mapping[str, str] | None = None
+) -> Any:
+    """An IInt8EntropyCalibrator2 that uploads each feed through ``buffers`` (a DeviceBuffers) in the
+    inputs' ``dtypes`` and waits for the copies before handing the pointers to TensorRT."""
     trt = require_tensorrt()
+    dtypes = dict(dtypes or {})
     shapes = first_batch_shapes(calibration)
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -42,7 +52,9 @@ def entropy_calibrator(calibration: CalibrationData, cache_file: Path | None, bu
             for feed in self._feeds:
                 if {n: tuple(np.shape(feed[n])) for n in names} != {n: shapes[n] for n in names}:
                     continue
-                return [buffers.upload(n, np.ascontiguousarray(feed[n], dtype=np.float32)) for n in names]
+                pointers = [buffers.upload(n, a) for n, a in zip(names, batch_arrays(feed, names, dtypes))]
+                buffers.synchronize()  # TensorRT reads the memory as soon as get_batch returns
+                return pointers
             return None
 
         def read_calibration_cache(self) -> bytes | None:

@@ -15,8 +15,8 @@ from dk.specs import PRECISIONS, CalibrationData, ExportRequest, TensorSpec
 
 from dk_trt.jetson import dla_refusal
 from dk_trt.options import (
-    EXPORT_OPTIONS, BuildSettings, check_dla, check_known, parse_dla_core, parse_profiling_verbosity, parse_workspace,
-    profiles_for, settings_json, with_profiles,
+    EXPORT_OPTIONS, BuildSettings, check_dla, check_dla_shapes, check_known, parse_dla_core, parse_flag,
+    parse_profiling_verbosity, parse_workspace, profiles_for, settings_json, with_profiles,
 )
 from dk_trt.plan import GpuInfo, PlanError, engine_tool_versions, plan_name
 from dk_trt.versions import PrecisionPath, installed_version, precision_path
@@ -68,13 +68,17 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
     verbosity = parse_profiling_verbosity(request.options.get("profiling_verbosity"))
     dla_core = parse_dla_core(request.options.get("dla_core"))
     check_dla(dla_core, request.precision, dla_refusal(core=dla_core) if dla_core is not None else None)
+    tf32 = parse_flag(request.options, "tf32")
     cache = request.options.get("timing_cache")
     onnx_model = resolve_onnx(request.source, request)
     model = load_onnx(onnx_model.path)
-    if request.shapes or not request.dynamic_batch:
-        model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch)
+    ranges = bool(request.min_shapes or request.opt_shapes or request.max_shapes)
+    dynamic_batch = request.dynamic_batch and not (dla_core is not None and not ranges)  # DLA: static shapes
+    if request.shapes or not dynamic_batch:
+        model = set_input_shapes(model, dict(request.shapes), dynamic_batch)
     inputs, _ = io_specs(model)
     profiles = profiles_for(inputs, request.min_shapes, request.opt_shapes, request.max_shapes)
+    check_dla_shapes(dla_core, profiles)
     if request.precision == "int8" and not calibrated and count_qdq(model) == 0:
         raise UsageError(
             f"int8 needs an explicitly quantized (Q/DQ) ONNX, and {onnx_model.path.name} has no Q/DQ nodes: run "
@@ -82,7 +86,7 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
             "(every TensorRT version builds int8 from Q/DQ; only 10.x can also calibrate: -o calibrator=entropy)"
         )
     settings = BuildSettings(request.precision, workspace, dla_core, Path(cache) if cache else None, profiles,
-                             verbosity)
+                             verbosity, tf32)
     meta = onnx_model.model_meta
     name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision, suffix=settings.dla_suffix)
     return PreparedExport(
@@ -93,7 +97,8 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
 def check_path(settings: BuildSettings, path: PrecisionPath, calibrator: str = "qdq") -> None:
     """Refuse what the installed TensorRT version cannot do (DLA on 11.x, calibrators on 11.x)."""
     if settings.dla_core is not None and not path.dla:
-        raise DkError(f"dla_core: {path.describe()} has no DLA support; DLA engines need TensorRT 10.x (JetPack 6)")
+        raise DkError(f"dla_core: {path.describe()} has no DLA support; DLA engines need TensorRT 10.x (JetPack 6) "
+                      "or a TensorRT 11 release with DLA (see dk_trt.versions.DLA_BY_VERSION)")
     if calibrator == "entropy" and not path.has_calibrator:
         raise DkError(
             f"calibrator=entropy: {path.describe()}; implicit quantization is gone, use the default "
@@ -105,7 +110,7 @@ def build_environment(device: str, settings: BuildSettings, calibrator: str = "q
     """TensorRT version and precision path (checked against the settings), and the GPU to build on."""
     import onnx
 
-    from dk_trt.buffers import gpu_info
+    from dk_trt.buffers import gpu_info, select_device
     from dk_trt.runtime import runtime_device
     from dk_trt.versions import require_tensorrt
 
@@ -113,6 +118,7 @@ def build_environment(device: str, settings: BuildSettings, calibrator: str = "q
     path = precision_path(installed_version())
     check_path(settings, path, calibrator)
     gpu = gpu_info(runtime_device(device))
+    select_device(gpu.index)  # the builder builds on this thread's current device: the one the key names
     return BuildEnvironment(path, gpu, engine_tool_versions(path.version, gpu, onnx.__version__))
 
 
@@ -166,7 +172,8 @@ def loadable_problem(artifact: Artifact, env: BuildEnvironment) -> str | None:
     from dk_trt.runtime import deserialize
 
     try:
-        deserialize(read_artifact_plan(artifact, env.path.version), str(artifact.model_file))
+        deserialize(read_artifact_plan(artifact, env.path.version), str(artifact.model_file),
+                    artifact.manifest.get("extra", {}).get("dla_core"))
     except PlanError as exc:
         return str(exc)
     return None
@@ -200,16 +207,19 @@ def _build(folder: Path, prepared: PreparedExport, env: BuildEnvironment, calibr
             from dk_trt.calibrator import entropy_calibrator
 
             buffers = DeviceBuffers(env.gpu.index)
-            calibrator, shapes = entropy_calibrator(calibration, calib_cache, buffers)
+            dtypes = {s.name: s.dtype for s in prepared.inputs}
+            calibrator, shapes = entropy_calibrator(calibration, calib_cache, buffers, dtypes)
             extra["calibrator"] = "IInt8EntropyCalibrator2"
-        plan = build_engine(folder / onnx_file, settings, path, calibrator, shapes)
+        built = build_engine(folder / onnx_file, settings, path, calibrator, shapes, device=env.gpu.index)
     finally:
         if buffers is not None:
             buffers.close()
     plan_file = plan_name(prepared.name)
-    (folder / plan_file).write_bytes(plan)
+    (folder / plan_file).write_bytes(built.plan)
+    extra.update(built.report())
     _, outputs = io_specs(prepared.model)
     extra["profiles"] = [attrs.asdict(p) for p in settings.profiles]
     extra["dla_core"] = settings.dla_core
     extra["profiling_verbosity"] = settings.profiling_verbosity
+    extra["tf32"] = settings.tf32
     return BuiltModel([plan_file, onnx_file], "tensorrt", settings.precision, prepared.inputs, outputs, extra)

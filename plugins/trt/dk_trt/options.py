@@ -15,7 +15,9 @@ from dk.specs import TensorSpec
 EXPORT_OPTIONS = {
     "workspace": "builder workspace limit in MiB (or with a K/M/G suffix), default: TensorRT's choice",
     "dla_core": "build for this Jetson DLA core (fp16/int8 only), layers DLA cannot run fall back to the GPU",
-    "timing_cache": "timing cache file, read before and written after the build (faster rebuilds)",
+    "timing_cache": "timing cache file, read before and merged into after the build under a file lock (faster "
+                    "rebuilds; several builds may share it)",
+    "tf32": "1: let fp32 layers use TF32 on Ampere and newer (TensorRT's default; dk clears it so fp32 is fp32)",
     "profiling_verbosity": "layer_names_only (default), detailed (layer names with tactics and formats, for "
                            "--profile-layers and engine inspection) or none",
 }
@@ -58,19 +60,26 @@ class BuildSettings:
     timing_cache: Path | None = None
     profiles: tuple[Profile, ...] = ()
     profiling_verbosity: str = PROFILING_VERBOSITIES[0]
+    tf32: bool = False
 
     @property
     def dla_suffix(self) -> str:
         return "dla_disabled" if self.dla_core is None else "dla_enabled"
 
 
-def check_known(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:
-    """Refuse option names no stage of the plugin knows, listing the valid ones. Names of other
-    stages pass: ``dk run bench -o KEY=VALUE`` hands the same options to export and load."""
-    unknown = sorted(set(options) - {*known, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS, *LOAD_OPTIONS})
+def check_known(
+    options: Mapping[str, str],
+    known: Mapping[str, str],
+    what: str,
+    every_stage: Sequence[Mapping[str, str]] = (EXPORT_OPTIONS, QUANTIZE_OPTIONS, LOAD_OPTIONS),
+    plugin: str = "trt",
+) -> None:
+    """Refuse option names no stage of the plugin (``every_stage``) knows, listing the valid ones.
+    Names of other stages pass: ``dk run bench -o KEY=VALUE`` hands the same options to export and load."""
+    unknown = sorted(set(options) - {*known, *(k for stage in every_stage for k in stage)})
     if unknown:
         valid = "; ".join(f"{k}: {v}" for k, v in known.items()) or "none"
-        raise UsageError(f"unknown trt {what} option(s) {', '.join(unknown)}; valid options are {valid}")
+        raise UsageError(f"unknown {plugin} {what} option(s) {', '.join(unknown)}; valid options are {valid}")
 
 
 def parse_workspace(text: str | None) -> int | None:
@@ -115,6 +124,21 @@ def check_dla(dla_core: int | None, precision: str, refusal: str | None) -> None
         raise DkError(f"dla_core={dla_core}: {refusal}")
     if precision == "fp32":
         raise UsageError(f"dla_core={dla_core}: the DLA runs fp16 or int8 only; add --precision fp16 (or int8)")
+
+
+def check_dla_shapes(dla_core: int | None, profiles: Sequence[Profile]) -> None:
+    """DLA runs static shapes only (min = opt = max): with GPU fallback every layer would silently
+    run on the GPU. Source: TensorRT developer guide, "Working with DLA" (10.x): DLA supports
+    dynamic shapes only as one profile with identical min/opt/max."""
+    if dla_core is None:
+        return
+    for p in profiles:
+        if not p.min == p.opt == p.max:
+            raise UsageError(
+                f"dla_core={dla_core}: the DLA runs static shapes only, but input {p.name!r} has the range min "
+                f"{list(p.min)}, opt {list(p.opt)}, max {list(p.max)}; give one shape (--shapes {p.name}:"
+                f"{'x'.join(str(d) for d in p.opt)}) or equal --min/--opt/--max-shapes"
+            )
 
 
 def profiles_for(
@@ -194,6 +218,7 @@ def settings_json(settings: BuildSettings) -> dict[str, Any]:
         "dla_core": settings.dla_core,
         "profiles": [[p.name, list(p.min), list(p.opt), list(p.max)] for p in settings.profiles],
         "profiling_verbosity": settings.profiling_verbosity,
+        "tf32": settings.tf32,
     }
 
 

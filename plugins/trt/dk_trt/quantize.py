@@ -45,14 +45,23 @@ def check_quantize(request: QuantizeRequest) -> tuple[bool, str]:
     return qat, calibrator
 
 
+def engine_request(request: QuantizeRequest, source: ModelSource) -> ExportRequest:
+    """The int8 engine build of ``request`` from ``source``: the device, shapes and shape ranges of
+    ``request.export`` (when the caller gave one), the trt export options, int8."""
+    import attrs
+
+    base = request.export or ExportRequest(source=source)
+    trt_options = {k: v for k, v in request.options.items() if k in EXPORT_OPTIONS}
+    return attrs.evolve(base, source=source, out_dir=request.out_dir, precision="int8", options=trt_options,
+                        force=request.force)
+
+
 def quantize_engine(request: QuantizeRequest) -> Artifact:
     qat, calibrator = check_quantize(request)
-    trt_options = {k: v for k, v in request.options.items() if k in EXPORT_OPTIONS}
     if calibrator == "entropy":
-        export = ExportRequest(source=request.source, out_dir=request.out_dir, precision="int8",
-                               options=trt_options, force=request.force)
+        export = engine_request(request, request.source)
         prepared = prepare_export(export, calibrated=True)
-        env = build_environment("cuda", prepared.settings, "entropy")
+        env = build_environment(export.device, prepared.settings, "entropy")
         from dk.calibration import fingerprint
 
         info = {"name": request.calibration_name or "custom", **fingerprint(request.calibration)}
@@ -62,9 +71,7 @@ def quantize_engine(request: QuantizeRequest) -> Artifact:
     require_tensorrt()  # fail before spending time on quantization
     precision_path(installed_version())
     source = qat_source(request) if qat else ptq_source(request)
-    export = ExportRequest(source=source, out_dir=request.out_dir, precision="int8", options=trt_options,
-                           force=request.force)
-    return export_engine(export)
+    return export_engine(engine_request(request, source))
 
 
 def ptq_source(request: QuantizeRequest) -> ModelSource:

@@ -2,6 +2,14 @@
 
 :func:`deserialize` is the one TensorRT call of plan reading: :mod:`dk_trt.plan` checks everything
 that can be checked without TensorRT first.
+
+API facts (NVIDIA/TensorRT python/src/infer/pyCore.cpp, release/10.0 ccf11997 to main a892d222):
+``set_input_shape``, ``set_tensor_address`` and ``set_output_allocator`` return bool;
+``IOutputAllocator``'s Python overrides are ``reallocate_output`` (required), ``reallocate_output_async``
+(optional, falls back to the former) and ``notify_shape``; ``Runtime.DLA_core`` is a property. Every
+output gets an output allocator, as Polygraphy's TrtRunner does (tools/Polygraphy/polygraphy/backend/
+trt/runner.py, release/10.16 9973b2f4), so outputs whose shape depends on the data (-1 after the input
+shapes are set) get memory of the size TensorRT asks for and the shape it reports.
 """
 
 from __future__ import annotations
@@ -15,17 +23,20 @@ from dk.engine import Engine, InputChecker
 from dk.errors import DkError, ModelError
 from dk.specs import TensorSpec
 
-from dk_trt.buffers import DeviceBuffers, device_index
+from dk_trt.buffers import DeviceBuffers, device_index, select_device
 from dk_trt.options import LOAD_OPTIONS, check_known
 from dk_trt.plan import PlanError, read_artifact_plan
 from dk_trt.versions import installed_version, require_tensorrt
 
 
-def deserialize(data: bytes, where: str) -> tuple[Any, Any]:
+def deserialize(data: bytes, where: str, dla_core: int | None = None) -> tuple[Any, Any]:
     """(runtime, ICudaEngine) from plan bytes, or :class:`PlanError` when TensorRT refuses them
-    (another TensorRT version, another GPU, wrong magic, truncated: deserialize returns None)."""
+    (another TensorRT version, another GPU, wrong magic, truncated: deserialize returns None).
+    ``dla_core``: the DLA core a DLA engine was built for, set on the runtime before deserializing."""
     trt = require_tensorrt()
     runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    if dla_core is not None:
+        runtime.DLA_core = dla_core
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise PlanError(
@@ -66,15 +77,18 @@ class TrtEngine(Engine):
         trt = require_tensorrt()
         index = runtime_device(device)
         self.name, self.device, self.precision = artifact.name, f"cuda:{index}", artifact.precision
+        select_device(index)
         self.buffers = DeviceBuffers(index)
         try:
             data = read_artifact_plan(artifact, installed_version())
-            self._runtime, self.engine = deserialize(data, str(artifact.model_file))
+            dla_core = artifact.manifest.get("extra", {}).get("dla_core")
+            self._runtime, self.engine = deserialize(data, str(artifact.model_file), dla_core)
             self.context = self.engine.create_execution_context()
         except BaseException:
             self.buffers.close()
             raise
         self.inputs, self.outputs = io_specs(trt, self.engine)
+        self._allocator = output_allocator(trt, self.buffers)
         self._check = InputChecker(self.inputs)
         self._out_dtypes = {s.name: np.dtype(s.dtype) for s in self.outputs}
 
@@ -98,18 +112,23 @@ class TrtEngine(Engine):
 
     def execute(self, context: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run checked ``inputs`` on execution ``context`` (this engine's own, or a profiling one)."""
-        buffers = self.buffers
+        buffers, allocator = self.buffers, self._allocator
         for name, array in inputs.items():
-            context.set_input_shape(name, array.shape)
-            context.set_tensor_address(name, buffers.upload(name, np.ascontiguousarray(array)))
-        shapes = {}
-        for name, dtype in self._out_dtypes.items():
-            shape = tuple(context.get_tensor_shape(name))
-            shapes[name] = shape
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            context.set_tensor_address(name, buffers.device_ptr(name, nbytes))
+            if not context.set_input_shape(name, array.shape):
+                raise ModelError(f"TensorRT refused shape {list(array.shape)} for input {name!r} of {self.name}")
+            ptr = buffers.upload(name, np.ascontiguousarray(array))
+            if not context.set_tensor_address(name, ptr):
+                raise ModelError(f"TensorRT refused the device address of input {name!r} of {self.name}")
+        for name in self._out_dtypes:
+            if not context.set_output_allocator(name, allocator):
+                raise ModelError(f"TensorRT refused the output allocator for {name!r} of {self.name}")
+        allocator.shapes.clear()
         if not context.execute_async_v3(buffers.stream_handle):
             raise ModelError(f"TensorRT failed to run {self.name} (execute_async_v3 returned False)")
+        shapes = {name: allocator.shapes.get(name) or tuple(context.get_tensor_shape(name)) for name in self._out_dtypes}
+        bad = {name: shape for name, shape in shapes.items() if any(d < 0 for d in shape)}
+        if bad:
+            raise ModelError(f"TensorRT reported no output shape for {sorted(bad)} of {self.name}")
         staged = {name: buffers.download(name, shapes[name], dtype) for name, dtype in self._out_dtypes.items()}
         buffers.synchronize()
         return {name: array.copy() for name, array in staged.items()}  # pinned buffers are reused
@@ -121,6 +140,27 @@ class TrtEngine(Engine):
         if self.buffers is not None:
             self.buffers.close()
             self.buffers = None
+
+
+def output_allocator(trt: Any, buffers: DeviceBuffers) -> Any:
+    """An ``IOutputAllocator`` handing out ``buffers``' device memory per output and recording the
+    shape TensorRT reports for each (data-dependent shapes are known only then)."""
+
+    class OutputAllocator(trt.IOutputAllocator):
+        def __init__(self) -> None:
+            trt.IOutputAllocator.__init__(self)
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def reallocate_output(self, tensor_name: str, memory: int, size: int, alignment: int) -> int:
+            return buffers.device_ptr(tensor_name, int(size))  # cudaMalloc memory is 256-byte aligned
+
+        def reallocate_output_async(self, tensor_name: str, memory: int, size: int, alignment: int, stream: int) -> int:
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            self.shapes[tensor_name] = tuple(int(d) for d in shape)
+
+    return OutputAllocator()
 
 
 def load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> TrtEngine:

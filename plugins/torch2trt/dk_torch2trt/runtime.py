@@ -2,6 +2,10 @@
 
 The state dict holds the serialized engine as bytes plus input/output names and flattener
 schemas (lists, dicts, ints): ``torch.load(weights_only=True)`` reads it, so no pickle runs.
+
+torch2trt fact (master 4e820ae3, torch2trt/trt_module.py ``_load_from_state_dict``): it calls
+``runtime.deserialize_cuda_engine`` and then ``.create_execution_context()`` on the result, so an engine
+TensorRT refuses (None) surfaces as AttributeError; dk turns it into a ModelError.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 
 from dk.artifacts import Artifact
 from dk.engine import Engine, InputChecker
-from dk.errors import DeviceError, DkError, MissingDependency, ModelError
+from dk.errors import DeviceError, DkError, ModelError
 
 REQUIRED_KEYS = ("engine", "input_names", "output_names")
 
@@ -45,12 +49,23 @@ class Torch2trtEngine(Engine):
 
         if not torch.cuda.is_available():
             raise DeviceError("torch2trt engines run on CUDA, and torch sees no CUDA device here")
+        from dk_torch2trt.export import cuda_device
+
         self.name, self.precision = artifact.name, artifact.precision
-        self.device = "cuda:0" if device in ("", "cpu") else device
+        self.device = cuda_device(device)
         self.inputs, self.outputs = artifact.inputs, artifact.outputs
         self._check = InputChecker(self.inputs)
+        state = read_state_dict(artifact.model_file)
+        torch.cuda.set_device(self.device)  # TRTModule deserializes on the current device
         self.module = TRTModule()
-        self.module.load_state_dict(read_state_dict(artifact.model_file))
+        try:
+            self.module.load_state_dict(state)
+        except AttributeError:  # deserialize_cuda_engine returned None
+            self.module = None
+            raise ModelError(
+                f"TensorRT refused the engine in {artifact.model_file} (built by another TensorRT version or for "
+                "another GPU, or corrupt); re-export it here with --force"
+            ) from None
         self._torch = torch
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -69,14 +84,12 @@ class Torch2trtEngine(Engine):
 
 
 def load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> Torch2trtEngine:
-    from dk_torch2trt.convert import missing_reason
+    from dk_torch2trt.doctor import require_usable
+    from dk_torch2trt.options import LOAD_OPTIONS, check_options
 
-    if options:
-        raise DkError(f"the torch2trt plugin has no load options (got {', '.join(sorted(options))})")
+    check_options(options, LOAD_OPTIONS, "load")
     if artifact.format != "torch2trt":
         raise ModelError(f"{artifact.path} holds a {artifact.format!r} model from plugin {artifact.plugin!r}, "
                          "not a torch2trt module")
-    reason = missing_reason()
-    if reason:
-        raise MissingDependency(f"the torch2trt plugin {reason}")
+    require_usable()
     return Torch2trtEngine(artifact, device)
