@@ -37,6 +37,8 @@ INSTALL_HINT = (
 REMOVED_IN_11 = (
     "IInt8EntropyCalibrator2", "IInt8Calibrator", "CalibrationAlgoType", "EXPLICIT_BATCH", "int8_calibrator",
     "set_calibration_profile", "platform_has_fast_fp16",
+    # the calibrator methods TensorRT 10.x calls on an IInt8EntropyCalibrator2 subclass
+    "get_batch", "get_batch_size", "read_calibration_cache", "write_calibration_cache",
 )
 #: What torch2trt (master 4e820ae31b4e35d59685935223b05b2e11d47b03) touches of REMOVED_IN_11 on every
 #: conversion: dataset_calibrator.py subclasses trt.IInt8Calibrator and reads trt.CalibrationAlgoType

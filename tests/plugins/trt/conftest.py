@@ -6,21 +6,35 @@ import importlib.util
 
 import pytest
 
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def cuda_gpu():
+    """GpuInfo of CUDA device 0 through the CUDA seam, or skip saying why there is none."""
+    from dk.errors import DkError
+    from dk_trt.buffers import gpu_info
+    from dk_trt.cudart import installed_binding
+
+    if installed_binding() is None:
+        pytest.skip("needs a CUDA binding (pip install cuda-bindings) and an NVIDIA GPU")
+    try:
+        return gpu_info(0)
+    except DkError as exc:
+        pytest.skip(f"no CUDA device works here: {exc}")
+
+
+@pytest.fixture
+def needs_gpu():
+    """Skip unless the CUDA seam finds a working CUDA device (no TensorRT needed)."""
+    return cuda_gpu()
 
 
 @pytest.fixture
 def needs_tensorrt():
-    """Skip unless TensorRT and pycuda are importable and a CUDA device answers."""
+    """Skip unless TensorRT and a CUDA binding are importable and a CUDA device answers."""
     if not HAS_TENSORRT:
-        pytest.skip("needs TensorRT and pycuda (pip install tensorrt pycuda) and an NVIDIA GPU")
-    from dk.errors import DkError
-    from dk_trt.buffers import gpu_info
-
-    try:
-        return gpu_info(0)
-    except DkError as exc:
-        pytest.skip(f"TensorRT is installed but no CUDA device works here: {exc}")
+        pytest.skip("needs TensorRT and cuda-bindings (pip install tensorrt cuda-bindings) and an NVIDIA GPU")
+    return cuda_gpu()
 
 
 def _fake_jetson(root, model: bytes | None, tegra: bool = True, dla: int = 0, dla_dir: str = "platform/13e40000.host1x"):

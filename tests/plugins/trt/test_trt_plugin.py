@@ -15,7 +15,7 @@ from dk import api
 from dk.plugins import get_plugin_manager
 from tests.conftest import run_dk
 
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = ["dk_trt." + p.stem for p in (ROOT / "plugins/trt/dk_trt").glob("*.py") if p.stem != "__init__"]
@@ -33,7 +33,7 @@ def test_trt_plugin_is_registered_with_its_stages():
 def test_doctor_says_missing_dependency_with_the_install_hint():
     info = api.describe("trt", probe=False)
     assert (info.available, info.status) == (False, "missing-dependency")
-    assert "pip install tensorrt pycuda" in info.reason and "NVIDIA" in info.reason
+    assert "pip install tensorrt cuda-bindings" in info.reason and "NVIDIA" in info.reason
     assert info.formats_out == ["tensorrt"] and info.precisions == ["fp32", "fp16", "int8"]
     probed = api.describe("trt", probe=True)  # without TensorRT, --probe adds only the DLA count
     assert probed.status == "missing-dependency" and set(probed.details) == {"dla_cores", "dla_source"}
@@ -51,7 +51,7 @@ def test_importing_every_module_imports_no_heavy_library():
     code = (
         "import importlib, sys\n"
         f"for m in {MODULES!r}: importlib.import_module(m)\n"
-        "print(sorted(m for m in ('tensorrt', 'pycuda', 'torch', 'onnxruntime', 'modelopt', 'onnx') if m in sys.modules))"
+        "print(sorted(m for m in ('tensorrt', 'pycuda', 'cuda', 'torch', 'onnxruntime', 'modelopt', 'onnx') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -71,6 +71,8 @@ def test_wheel_builds_and_keeps_tensorrt_optional(tmp_path):
         entry_points = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
     requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     always = [r for r in requires if "extra ==" not in r]
-    assert not any(r.startswith(("tensorrt", "pycuda", "nvidia-modelopt")) for r in always), always
+    assert not any(r.startswith(("tensorrt", "pycuda", "cuda-bindings", "nvidia-modelopt")) for r in always), always
     assert any(r.startswith("tensorrt") and 'extra == "tensorrt"' in r for r in requires)
+    assert any(r.startswith("cuda-bindings") and 'extra == "tensorrt"' in r for r in requires)  # not pycuda
+    assert not any(r.startswith("pycuda") and 'extra == "tensorrt"' in r for r in requires)
     assert "[dk]" in entry_points and "trt = dk_trt.plugin" in entry_points
