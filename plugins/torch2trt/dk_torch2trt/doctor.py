@@ -66,7 +66,14 @@ def describe(probe: bool) -> PluginInfo:
     elif probe:
         import torch
 
-        if not torch.cuda.is_available():
+        from dk_trt.versions import require_tensorrt
+
+        version = str(require_tensorrt().__version__)  # JetPack's TensorRT has no pip metadata
+        info.versions.setdefault("tensorrt", version)
+        incompatible = torch2trt_incompatibility(version)
+        if incompatible:
+            info.available, info.status, info.reason = False, INCOMPATIBLE, incompatible
+        elif not torch.cuda.is_available():
             info.available, info.status = False, "no-device"
             info.reason = "torch2trt needs CUDA, and torch sees no CUDA device here"
         else:

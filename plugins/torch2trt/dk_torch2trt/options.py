@@ -33,7 +33,8 @@ NOT_APPLIED = {
                  "-o workspace=... for a workspace limit",
 }
 DEFAULT_MAX_BATCH = 64
-USE_ONNX_HINT = "use_onnx=1 needs onnx and onnx-graphsurgeon: pip install onnx onnx-graphsurgeon"
+USE_ONNX_HINT = ("use_onnx=1 needs onnx and onnx-graphsurgeon: pip install onnx onnx-graphsurgeon (or "
+                 "pip install './plugins/torch2trt[onnx]')")
 
 
 @attrs.frozen

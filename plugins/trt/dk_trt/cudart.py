@@ -180,9 +180,13 @@ class PyCuda:
         return dev.name(), int(major), int(minor)
 
     def select(self, index: int) -> None:
-        """Make the primary context of ``index`` current on this thread (TensorRT builds there)."""
-        self._context(index).push()
-        self._cuda.Context.pop()  # the primary context stays retained; TensorRT activates it itself
+        """TensorRT runs through the CUDA runtime API, which uses the primary context of the runtime's
+        current device (0) when no context is current; pycuda cannot set that device, and keeping a
+        context pushed is what breaks across threads. So with pycuda only GPU 0 can be selected."""
+        if index != 0:
+            raise DeviceError(f"cuda:{index}: with pycuda dk runs TensorRT on GPU 0 only; pip install cuda-bindings "
+                              "to select another GPU")
+        self._context(index)  # retained: the primary context TensorRT will use
 
     def malloc(self, index: int, nbytes: int) -> int:
         allocation = self._run(index, self._cuda.mem_alloc, nbytes)
