@@ -98,3 +98,19 @@ def test_device_1_is_selected_when_present(needs_gpu):
         assert info.index == 1 and out.tolist() == [1.0] * 8
     finally:
         buffers.close()
+
+
+def test_every_cuda_python_call_of_the_seam_exists_in_the_installed_cuda_bindings():
+    """Names, read from the seam's source, against the real cuda-python module (no GPU needed)."""
+    import ast
+    import inspect
+
+    runtime = pytest.importorskip("cuda.bindings.runtime", reason="needs cuda-python: pip install cuda-bindings")
+    tree = ast.parse(inspect.getsource(cudart.CudaPython))
+    called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.value, ast.Attribute) and node.value.attr == "_rt"}
+    assert {"cudaMalloc", "cudaMemcpyAsync", "cudaStreamSynchronize", "cudaSetDevice"} <= called
+    assert sorted(n for n in called if not hasattr(runtime, n)) == []
+    kinds = runtime.cudaMemcpyKind
+    assert int(kinds.cudaMemcpyHostToDevice) == 1 and int(kinds.cudaMemcpyDeviceToHost) == 2
+    assert int(runtime.cudaStream_t(0)) == 0 and isinstance(runtime.cudaDeviceProp().name, bytes)
