@@ -191,7 +191,8 @@ class PluginInfo:
     :ivar devices: Devices it can run on here (only probed with ``--probe``; else what it supports).
     :ivar available: Whether it can do its work on this machine.
     :ivar reason: Why not, and what to install or change, when ``available`` is false.
-    :ivar status: ``ok``, ``missing-dependency`` or ``no-device``.
+    :ivar status: ``ok``, ``missing-dependency``, ``no-device``, or ``incompatible`` (an installed
+        library version the plugin cannot work with, such as torch2trt with TensorRT 11).
     :ivar versions: Versions of the libraries it wraps that are installed.
     :ivar details: Anything else worth showing (``--probe`` results, device names).
     :ivar targets: Fleet target tags this platform plugin recognises this machine as (``cuda-sm90``,
