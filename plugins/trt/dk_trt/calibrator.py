@@ -1,5 +1,11 @@
 """TensorRT 10.x implicit int8 calibration: an IInt8EntropyCalibrator2 over dk calibration feeds,
-with a calibration cache file. TensorRT 11 has no calibrators (Q/DQ ONNX only)."""
+with a calibration cache file. TensorRT 11 has no calibrators (Q/DQ ONNX only; the 11.0 and 11.4
+bindings have no IInt8* class, tests/plugins/trt/data).
+
+``getBatch`` hands TensorRT pointers to "device memory containing each network input data"
+(include/NvInfer.h, release/10.16 d0faf303, IInt8Calibrator::getBatch) and offers no stream or event
+to wait on, so the copies dk queues on its own stream are synchronized before get_batch returns.
+"""
 
 from __future__ import annotations
 
