@@ -21,7 +21,9 @@ from dk.errors import DeviceError, ModelError, UsageError
 from dk.specs import CalibrationData, ExportRequest, ModelSource
 
 from dk_torch2trt.doctor import PLUGIN, require_usable
-from dk_torch2trt.options import EXPORT_OPTIONS, ConvertSettings, check_options, check_use_onnx, convert_settings
+from dk_torch2trt.options import (
+    EXPORT_OPTIONS, ConvertSettings, check_options, check_use_onnx, convert_settings, cuda_device,
+)
 
 
 def export_engine(request: ExportRequest) -> Artifact:
@@ -33,13 +35,6 @@ def export_engine(request: ExportRequest) -> Artifact:
     settings = convert_settings(request.precision, request.options)
     return convert(request.source, request.out_dir, dict(request.shapes), settings, request.force,
                    request.build_options(), None, request.device)
-
-
-def cuda_device(device: str) -> str:
-    """``cpu`` (the CLI's default) and ``cuda`` mean ``cuda:0``: torch2trt has no CPU."""
-    from dk_trt.buffers import device_index
-
-    return f"cuda:{0 if device.strip().lower() in ('', 'cpu') else device_index(device)}"
 
 
 def convert(source: ModelSource, out_dir: Path, shapes: dict, settings: ConvertSettings, force: bool,

@@ -78,3 +78,10 @@ def check_use_onnx(settings: ConvertSettings) -> None:
         missing = [m for m in ("onnx", "onnx_graphsurgeon") if importlib.util.find_spec(m) is None]
         if missing:
             raise MissingDependency(f"{USE_ONNX_HINT} (missing: {', '.join(missing)})")
+
+
+def cuda_device(device: str) -> str:
+    """``cpu`` (the CLI's default) and ``cuda`` mean ``cuda:0``: torch2trt has no CPU."""
+    from dk_trt.buffers import device_index
+
+    return f"cuda:{0 if device.strip().lower() in ('', 'cpu') else device_index(device)}"

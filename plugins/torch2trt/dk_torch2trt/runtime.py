@@ -47,10 +47,10 @@ class Torch2trtEngine(Engine):
         import torch
         from torch2trt import TRTModule
 
+        from dk_torch2trt.options import cuda_device
+
         if not torch.cuda.is_available():
             raise DeviceError("torch2trt engines run on CUDA, and torch sees no CUDA device here")
-        from dk_torch2trt.export import cuda_device
-
         self.name, self.precision = artifact.name, artifact.precision
         self.device = cuda_device(device)
         self.inputs, self.outputs = artifact.inputs, artifact.outputs
