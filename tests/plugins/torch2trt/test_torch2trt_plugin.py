@@ -171,3 +171,22 @@ class TestTorch2trtConformance(BackendConformance):
     precisions = ("fp32", "fp16")
     consumes_onnx = False
     device = "cuda"
+
+
+def test_devices_are_cuda_only_and_cpu_means_the_first_gpu():
+    from dk_torch2trt.options import cuda_device
+
+    assert (cuda_device("cpu"), cuda_device("cuda"), cuda_device("cuda:1")) == ("cuda:0", "cuda:0", "cuda:1")
+    with pytest.raises(DkError, match="runs on cuda\\[:N\\] only, not 'npu'"):
+        cuda_device("npu")
+
+
+def test_both_plugins_share_the_hooks_of_the_trt_plugin():
+    import dk_torch2trt.plugin as torch2trt_plugin
+    import dk_trt.plugin as trt_plugin
+
+    hooks = ("dk_describe", "dk_export", "dk_quantize", "dk_load_engine")
+    for module in (trt_plugin, torch2trt_plugin):
+        assert all(getattr(module, h).__module__ == "dk_trt.hooks" for h in hooks)
+    assert (trt_plugin.dk_describe(probe=False).name, torch2trt_plugin.dk_describe(probe=False).name) == (
+        "trt", "torch2trt")
