@@ -217,7 +217,7 @@ class PyCuda:
         self._run(index, stream.synchronize)
 
     def stream_destroy(self, index: int, stream: Any) -> None:
-        self._run(index, lambda: None)  # pycuda frees the stream with its object
+        """Nothing to do: pycuda destroys the stream when its object is collected."""
 
     def copy_htod_async(self, index: int, dst: int, src: np.ndarray, stream: Any) -> None:
         self._run(index, self._cuda.memcpy_htod_async, dst, src, stream)
