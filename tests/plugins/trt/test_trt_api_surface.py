@@ -160,3 +160,22 @@ def test_apis_dk_relies_on_in_both_majors():
                      "set_output_allocator", "notify_shape", "set_timing_cache", "create_timing_cache",
                      "get_timing_cache", "can_run_on_DLA", "num_DLA_cores", "set_memory_pool_limit"):
             assert name in table, f"{name} in {version}"
+
+
+def test_the_script_reproduces_the_committed_lists(tmp_path):
+    """Re-extracts every list from the wheels in $DK_TRT_WHEELS (pip downloads missing ones there, which
+    needs the network) and compares them with the committed files."""
+    import os
+    import subprocess
+    import sys
+
+    wheels = os.environ.get("DK_TRT_WHEELS")
+    if not wheels:
+        pytest.skip("set DK_TRT_WHEELS=/some/folder: the wheels are read (or pip-downloaded, needs the network) there")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/trt_api_surface.py"), "--wheels", wheels,
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.skip(f"could not get the wheels (network?): {proc.stderr.strip().splitlines()[-1:]}")
+    for version in (*TEN, *ELEVEN):
+        name = f"tensorrt-{version}.txt"
+        assert (tmp_path / name).read_text() == (DATA / name).read_text(), name
