@@ -139,8 +139,11 @@ def _raise_for(document: dict, regressions: list, max_regression: float, kw: dic
     failed = [r for r in runs if r["status"] == "failed"]
     if failed:
         first = failed[0]
-        raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {first['engine']}:{first['precision']} "
-                         f"batch {first['batch']}: {first['error']}")
+        size = "" if not first.get("input_size") else " {}x{}".format(*first["input_size"])
+        where = f"{first['engine']}:{first['precision']}{size} batch {first['batch']}"
+        if len(runs) == 1:
+            raise RunsFailed(f"{where} failed: {first['error']}")
+        raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {where}: {first['error']}")
 
 
 class _ProgressBar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dk.cli import render
+from dk.report.plots import sweeps_sizes
 
 RUN_COLUMNS = [
     ("target", "target"), ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
@@ -19,7 +20,7 @@ def run_rows(document: dict) -> list[dict]:
         phases = run.get("phases") or {}
         energy = run.get("energy") or {}
         rows.append({
-            "target": run.get("target"), "engine": run["engine"], "precision": run["precision"], "batch": run["batch"],
+            "target": run.get("target"), "size": _size(run), "engine": run["engine"], "precision": run["precision"], "batch": run["batch"],
             "status": run["status"], "accuracy": run.get("accuracy"), "speedup": run.get("speedup"),
             **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "cv", "throughput")},
             "pre_ms": (phases.get("preprocess") or {}).get("mean_ms"),
@@ -42,12 +43,20 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
         title += " [INCOMPLETE: interrupted]"
     columns = [c for c in RUN_COLUMNS if (c[0] != "target" or any(r.get("target") for r in runs))
                and (c[0] != "pipelined" or any(r.get("pipelined") for r in runs))]  # only when there are any
-    render.rows_table(title, run_rows(document), columns)
-    for note in sorted(copies):
-        render.note(f"copies: {note}")
+    if sweeps_sizes(document):
+        columns.insert(columns.index(("batch", "batch")), ("size", "size"))
+    measured = any(r["status"] == "ok" for r in runs)
+    if measured:  # a table of dashes says nothing the error line does not
+        render.rows_table(title, run_rows(document), columns)
+        for note in sorted(copies):
+            render.note(f"copies: {note}")
+    first_failed = next((r for r in runs if r["status"] == "failed"), None)
     for run in runs:
+        if run is first_failed:
+            continue  # the error line at the end names it
         if run["status"] != "ok":
-            render.note(f"[yellow]{run['status']}:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']}: "
+            size = f" {_size(run)}" if sweeps_sizes(document) and _size(run) else ""
+            render.note(f"[yellow]{run['status']}:[/] {_where(run)}{run['engine']}:{run['precision']}{size} batch {run['batch']}: "
                         f"{run.get('error')}")
         elif (run.get("latency") or {}).get("cv", 0) > 0.2:
             render.note(f"[yellow]note:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
@@ -61,7 +70,7 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
     for skipped in settings.get("skipped", []):
         render.note(f"skipped {skipped['entry']}: {skipped['reason']}")
     hw = document.get("hw") or {}
-    if hw.get("series"):
+    if hw.get("series") and measured:
         rows = [{"metric": name, "unit": s["unit"], "source": s["source"], "n": s.get("n"), "mean": s.get("mean"),
                  "std": s.get("std"), "median": s.get("median"), "max": s.get("max")}
                 for name, s in hw["series"].items()]
@@ -77,6 +86,15 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
                               ("engine", "engine"), ("precision", "precision"), ("batch", "batch"),
                               ("metric", "metric"), ("baseline", "baseline"), ("current", "current"),
                               ("change", "worse by")])
+
+
+def _size(run: dict) -> str | None:
+    """``224x224``: the H x W of a run's input (what ``--input-sizes`` varies)."""
+    shape = run.get("input_shape") or []
+    if len(shape) == 4:
+        return f"{shape[2]}x{shape[3]}"
+    size = run.get("input_size")
+    return f"{size[0]}x{size[1]}" if size else None
 
 
 def _where(run: dict) -> str:

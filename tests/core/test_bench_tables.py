@@ -1,0 +1,50 @@
+"""The tables ``dk run bench`` prints: a size column for --input-sizes, nothing but notes when no run
+was measured."""
+
+from __future__ import annotations
+
+from dk.cli.bench_tables import print_tables
+
+
+def _run(size, status="ok", error=None):
+    run = {"engine": "ort", "precision": "fp32", "batch": 1, "status": status, "input_size": [size, size],
+           "input_shape": [1, 1, size, size] if status == "ok" else None, "error": error,
+           "copies_note": "engine runs on the CPU: no host<->device copies" if status == "ok" else None}
+    if status == "ok":
+        run["latency"] = {"p50_ms": 0.5, "p90_ms": 0.6, "p99_ms": 0.7, "cv": 0.05, "throughput": 2000.0}
+    return run
+
+
+def _document(runs, sizes):
+    return {"runs": runs, "complete": True, "hw": None, "settings": {
+        "reference": "ort:fp32", "timed_region": {"preprocess": False, "copies": True}, "input_sizes": sizes}}
+
+
+def _header(text: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith("┃"))
+    return [c.strip() for c in line.strip("┃").split("┃")]
+
+
+def _rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("│").split("│")] for line in text.splitlines() if line.startswith("│")]
+
+
+def test_an_input_size_sweep_table_has_a_size_column(capsys):
+    print_tables(_document([_run(8), _run(16, "failed", "does not fit")], [[8, 8], [16, 16]]), [], 0.05)
+    out = capsys.readouterr().out
+    header = _header(out)
+    assert header[:5] == ["engine", "precision", "size", "batch", "status"]
+    assert [row[2] for row in _rows(out)] == ["8x8", "16x16"]
+
+
+def test_one_size_has_no_size_column(capsys):
+    print_tables(_document([_run(8)], []), [], 0.05)
+    assert "size" not in _header(capsys.readouterr().out)
+
+
+def test_no_measured_run_prints_no_table_and_leaves_the_first_failure_to_the_error_line(capsys):
+    runs = [_run(8, "failed", "first reason"), _run(16, "failed", "second reason")]
+    print_tables(_document(runs, [[8, 8], [16, 16]]), [], 0.05)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert " ".join(captured.err.split()) == "failed: ort:fp32 16x16 batch 1: second reason"
