@@ -48,3 +48,20 @@ def test_no_measured_run_prints_no_table_and_leaves_the_first_failure_to_the_err
     captured = capsys.readouterr()
     assert captured.out == ""
     assert " ".join(captured.err.split()) == "failed: ort:fp32 16x16 batch 1: second reason"
+
+
+def test_an_engine_on_CPU_in_capitals_has_no_copies():
+    from types import SimpleNamespace
+
+    from dk.bench import copies_mode
+
+    assert copies_mode(SimpleNamespace(device="CPU", name="openvino"), include=True) == (
+        "none", "engine runs on the CPU: no host<->device copies")
+
+
+def test_copies_notes_that_differ_name_their_engines(capsys):
+    cpu, cuda = _run(8), {**_run(8), "engine": "trt", "copies_note": "inputs uploaded to cuda before the timed region"}
+    print_tables(_document([cpu, cuda], []), [], 0.05)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "copies: ort:fp32: engine runs on the CPU: no host<->device copies" in err
+    assert "copies: trt:fp32: inputs uploaded to cuda before the timed region" in err

@@ -108,3 +108,16 @@ def test_accuracy_falls_back_to_best_when_the_reference_has_none():
     section = next(s for s in sections(_document(runs), {}) if s.title == "Accuracy")
     assert section.headers[2] == "points vs best" and [row[2] for row in section.rows] == ["+0.00", "-3.00"]
     assert "the reference torch:fp32 has no accuracy" in section.text
+
+
+def test_runs_that_failed_alike_are_one_row_and_name_value_tables_align_left(tmp_path):
+    failed = [{**_run("openvino", "int8", b, 1.0), "status": "failed", "error": "needs --data", "latency": None}
+              for b in (1, 4, 16)]
+    document = _document([_run("ort", "fp32", 1, 1.0), *failed])
+    document["environment"]["cpu_cores"] = 2
+    section = next(s for s in sections(document, {}) if s.title == "Runs that did not complete")
+    assert section.headers == ["engine:precision", "batches", "status", "error"]
+    assert section.rows == [["openvino:int8", "1, 4, 16", "failed", "needs --data"]]
+    html = write_report(document, tmp_path / "r.html")[0].read_text()
+    assert '<tr><td class="text">cpu_cores</td><td class="text">2</td></tr>' in html  # environment: values left
+    assert "<td>1</td>" in html  # the runs table: numbers right-aligned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dk.cli import render
+from dk.report.content import copies_by_engine
 from dk.report.plots import sweeps_sizes
 
 RUN_COLUMNS = [
@@ -37,7 +38,7 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
     region = settings["timed_region"]
     timed = "pre-process + infer" if region["preprocess"] else "infer"
     runs = document["runs"]
-    copies = {r.get("copies_note") for r in runs if r.get("copies_note")}
+    copies = copies_by_engine(runs)
     title = f"dk run bench (timed region: {timed}; speed-up vs {settings['reference']})"
     if not document["complete"]:
         title += " [INCOMPLETE: interrupted]"
@@ -48,19 +49,20 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
     measured = any(r["status"] == "ok" for r in runs)
     if measured:  # a table of dashes says nothing the error line does not
         render.rows_table(title, run_rows(document), columns)
-        for note in sorted(copies):
-            render.note(f"copies: {note}")
-    first_failed = next((r for r in runs if r["status"] == "failed"), None)
-    for run in runs:
-        if run is first_failed:
-            continue  # the error line at the end names it
-        if run["status"] != "ok":
-            size = f" {_size(run)}" if sweeps_sizes(document) and _size(run) else ""
-            render.note(f"[yellow]{run['status']}:[/] {_where(run)}{run['engine']}:{run['precision']}{size} batch {run['batch']}: "
-                        f"{run.get('error')}")
-        elif (run.get("latency") or {}).get("cv", 0) > 0.2:
-            render.note(f"[yellow]note:[/] {_where(run)}{run['engine']}:{run['precision']} batch {run['batch']} varies a lot "
-                        f"(cv {run['latency']['cv']:.2f}); the machine may be busy")
+        if len(copies) == 1:
+            render.note(f"copies: {next(iter(copies))}")
+        for note, engines in (copies.items() if len(copies) > 1 else ()):
+            render.note(f"copies: {', '.join(engines)}: {note}")
+    groups = not_ok_groups(runs, sweeps_sizes(document))
+    first_failed = next((g for g in groups if g["status"] == "failed"), None)
+    for group in groups:
+        if group is not first_failed:  # the error line at the end names that one
+            render.note(f"[yellow]{group['status']}:[/] {group['what']}: {group['error']}")
+    noisy = [r for r in runs if r["status"] == "ok" and (r.get("latency") or {}).get("cv", 0) > 0.2]
+    if noisy:
+        listed = ", ".join(f"{_where(r)}{r['engine']}:{r['precision']} batch {r['batch']} (cv {r['latency']['cv']:.2f})"
+                           for r in noisy)
+        render.note(f"[yellow]note:[/] {len(noisy)} run(s) vary a lot: {listed}; the machine may be busy")
     for run in runs:
         if run.get("layers"):
             from dk.cli.layer_table import print_layer_table
@@ -86,6 +88,22 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
                               ("engine", "engine"), ("precision", "precision"), ("batch", "batch"),
                               ("metric", "metric"), ("baseline", "baseline"), ("current", "current"),
                               ("change", "worse by")])
+
+
+def not_ok_groups(runs: list[dict], sized: bool) -> list[dict]:
+    """Runs that failed or were skipped, grouped as :func:`dk.report.content.group_not_ok` does,
+    with ``what`` naming them: ``openvino:int8 batches 1, 4, 16``."""
+    from dk.report.content import group_not_ok
+
+    def label(run: dict) -> str:
+        size = f" {_size(run)}" if sized and _size(run) else ""
+        return f"{_where(run)}{run['engine']}:{run['precision']}{size}"
+
+    groups = group_not_ok(runs, label)
+    for group in groups:
+        batches = group["batches"]
+        group["what"] = f"{group['label']} batch{'es' if len(batches) > 1 else ''} {', '.join(map(str, batches))}"
+    return groups
 
 
 def _size(run: dict) -> str | None:

@@ -78,9 +78,10 @@ def to_markdown(title: str, parts: list, images: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    """A table cell: numbers right-aligned (the stylesheet's default), text left-aligned."""
-    numeric = _NUMBER.fullmatch(text.strip()) is not None
+def _cell(text: str, facts: bool = False) -> str:
+    """A table cell: numbers right-aligned (the stylesheet's default), text and the values of a
+    name/value table left-aligned."""
+    numeric = not facts and _NUMBER.fullmatch(text.strip()) is not None
     return f"<td>{html.escape(text)}</td>" if numeric else f'<td class="text">{html.escape(text)}</td>'
 
 
@@ -95,7 +96,7 @@ def to_html(title: str, parts: list, images: dict[str, str]) -> str:
             body.append(f'<img alt="{esc(part.title)}" src="{images[part.figure]}">')
         if part.rows:
             head = "".join(f"<th>{esc(h)}</th>" for h in part.headers)
-            rows = "".join("<tr>" + "".join(_cell(str(c)) for c in row) + "</tr>" for row in part.rows)
+            rows = "".join("<tr>" + "".join(_cell(str(c), part.facts) for c in row) + "</tr>" for row in part.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -18,6 +18,7 @@ class Section:
     headers: list[str] = attrs.field(factory=list)
     rows: list[list[str]] = attrs.field(factory=list)
     figure: str | None = None
+    facts: bool = False  # a two-column name/value table: every value left-aligned
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -63,11 +64,24 @@ def sections(document: dict[str, Any], figures: dict[str, bytes]) -> list[Sectio
     out.append(_environment(document.get("environment") or {}))
     if document.get("nodes"):
         out.append(_nodes(document["nodes"]))
-    failed = [r for r in runs if r.get("status") != "ok"]
-    if failed:
-        out.append(Section("Runs that did not complete", headers=["engine:precision", "batch", "status", "error"],
-                           rows=[[label(r), fmt(r["batch"]), r["status"], r.get("error") or ""] for r in failed]))
+    groups = group_not_ok(runs, label)
+    if groups:
+        out.append(Section("Runs that did not complete", headers=["engine:precision", "batches", "status", "error"],
+                           rows=[[g["label"], ", ".join(map(str, g["batches"])), g["status"], g["error"] or ""]
+                                 for g in groups]))
     return out
+
+
+def group_not_ok(runs: list[dict], label: Any) -> list[dict[str, Any]]:
+    """Runs that failed or were skipped, one group per ``label(run)``, status and error, in run order
+    (the batches of a cell that could not be built fail alike): ``{"label", "status", "error", "batches"}``."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for r in runs:
+        if r.get("status") != "ok":
+            key = (label(r), r.get("status"), r.get("error"))
+            groups.setdefault(key, {"label": key[0], "status": key[1], "error": key[2], "batches": []})
+            groups[key]["batches"].append(r["batch"])
+    return list(groups.values())
 
 
 def _summary(document: dict[str, Any]) -> Section:
@@ -223,7 +237,7 @@ def _model(model: dict[str, Any]) -> Section:
         ["nodes", ", ".join(f"{op} {n}" for op, n in summary["ops"].items())],
     ]
     return Section("Model", text=f"{model_title(model)}: computed from the ONNX graph with "
-                   "shape inference (batch 1).", headers=["quantity", "value"], rows=rows)
+                   "shape inference (batch 1).", headers=["quantity", "value"], rows=rows, facts=True)
 
 
 def _environment(env: dict[str, Any]) -> Section:
@@ -236,4 +250,4 @@ def _environment(env: dict[str, Any]) -> Section:
     rows.append(["plugins", ", ".join(f"{k} {v}" for k, v in (env.get("plugins") or {}).items())])
     for name, facts in (env.get("platform") or {}).items():
         rows.append([f"platform {name}", ", ".join(f"{k}: {v}" for k, v in facts.items())])
-    return Section("Environment", headers=["component", "value"], rows=rows)
+    return Section("Environment", headers=["component", "value"], rows=rows, facts=True)
