@@ -65,3 +65,12 @@ def test_copies_notes_that_differ_name_their_engines(capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "copies: ort:fp32: engine runs on the CPU: no host<->device copies" in err
     assert "copies: trt:fp32: inputs uploaded to cuda before the timed region" in err
+
+
+def test_noisy_runs_are_one_note_naming_the_first_six(capsys):
+    runs = [{**_run(8), "batch": b, "latency": {"p50_ms": 1.0, "cv": 0.5, "throughput": 1.0}} for b in range(1, 9)]
+    print_tables(_document(runs, []), [], 0.05)
+    notes = [line for line in capsys.readouterr().err.replace("\n", " ").split("note:")[1:]]
+    assert len(notes) == 1
+    assert " ".join(notes[0].split()) == ("8 run(s) vary a lot (cv > 0.2): " + ", ".join(
+        f"ort:fp32 batch {b} (cv 0.50)" for b in range(1, 7)) + " and 2 more; the machine may be busy")

@@ -6,6 +6,9 @@ from dk.cli import render
 from dk.report.content import copies_by_engine
 from dk.report.plots import sweeps_sizes
 
+#: The note on runs that vary a lot names at most this many.
+NOISY_LISTED = 6
+
 RUN_COLUMNS = [
     ("target", "target"), ("engine", "engine"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
     ("accuracy", "accuracy"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("cv", "cv"),
@@ -60,9 +63,10 @@ def print_tables(document: dict, regressions: list, max_regression: float) -> No
             render.note(f"[yellow]{group['status']}:[/] {group['what']}: {group['error']}")
     noisy = [r for r in runs if r["status"] == "ok" and (r.get("latency") or {}).get("cv", 0) > 0.2]
     if noisy:
-        listed = ", ".join(f"{_where(r)}{r['engine']}:{r['precision']} batch {r['batch']} (cv {r['latency']['cv']:.2f})"
-                           for r in noisy)
-        render.note(f"[yellow]note:[/] {len(noisy)} run(s) vary a lot: {listed}; the machine may be busy")
+        sized = sweeps_sizes(document)
+        listed = ", ".join(f"{_label(r, sized)} batch {r['batch']} (cv {r['latency']['cv']:.2f})" for r in noisy[:NOISY_LISTED])
+        more = f" and {len(noisy) - NOISY_LISTED} more" if len(noisy) > NOISY_LISTED else ""
+        render.note(f"[yellow]note:[/] {len(noisy)} run(s) vary a lot (cv > 0.2): {listed}{more}; the machine may be busy")
     for run in runs:
         if run.get("layers"):
             from dk.cli.layer_table import print_layer_table
@@ -95,15 +99,17 @@ def not_ok_groups(runs: list[dict], sized: bool) -> list[dict]:
     with ``what`` naming them: ``openvino:int8 batches 1, 4, 16``."""
     from dk.report.content import group_not_ok
 
-    def label(run: dict) -> str:
-        size = f" {_size(run)}" if sized and _size(run) else ""
-        return f"{_where(run)}{run['engine']}:{run['precision']}{size}"
-
-    groups = group_not_ok(runs, label)
+    groups = group_not_ok(runs, lambda run: _label(run, sized))
     for group in groups:
         batches = group["batches"]
         group["what"] = f"{group['label']} batch{'es' if len(batches) > 1 else ''} {', '.join(map(str, batches))}"
     return groups
+
+
+def _label(run: dict, sized: bool) -> str:
+    """``rpi4: ort:int8 224x224``: target, engine:precision and, when sizes are swept, the size."""
+    size = f" {_size(run)}" if sized and _size(run) else ""
+    return f"{_where(run)}{run['engine']}:{run['precision']}{size}"
 
 
 def _size(run: dict) -> str | None:
