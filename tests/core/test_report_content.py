@@ -90,6 +90,7 @@ def test_different_copies_notes_name_their_engines_in_one_sentence():
     summary = sections(_document(runs), {})[0].text
     assert summary.endswith(f"Copies: torch:fp32: {CUDA}; ort:fp32, ort:int8: {CPU}.")
     assert summary.count("Copies:") == 1
+    assert summary.startswith("Model mynet.models:make_net, device cpu on AMD EPYC (avx2), 3 run(s)")
     same = sections(_document(runs[1:]), {})[0].text
     assert same.endswith(f"Copies: {CPU}.")
 

@@ -89,7 +89,7 @@ def _summary(document: dict[str, Any]) -> Section:
     region = settings.get("timed_region", {})
     model = document.get("model") or {}
     parts = [
-        f"Model {model_title(model)}, device {document.get('device')}, "
+        f"Model {model_title(model)}, device {document.get('device')}{_cpu_words(document)}, "
         f"{len(document.get('runs', []))} run(s), created {document.get('created_at')}.",
         f"Timed region: {'pre-processing + ' if region.get('preprocess') else ''}inference"
         f"{'' if region.get('copies', True) else ' (host<->device copies excluded where the engine can)'}; "
@@ -104,6 +104,15 @@ def _summary(document: dict[str, Any]) -> Section:
     if not document.get("complete", True):
         parts.insert(0, "INCOMPLETE: the benchmark was interrupted; these are the runs finished before.")
     return Section("Summary", text=" ".join(parts))
+
+
+def _cpu_words(document: dict[str, Any]) -> str:
+    """`` on AMD EPYC (avx2, avx512f, avx512_vnni)``: the CPU the numbers were measured on."""
+    env = document.get("environment") or {}
+    if not env.get("cpu"):
+        return ""
+    isa = env.get("cpu_isa")
+    return f" on {env['cpu']}" + (f" ({', '.join(isa)})" if isa else "")
 
 
 def model_title(model: dict[str, Any]) -> str:
