@@ -122,3 +122,12 @@ def test_runs_that_failed_alike_are_one_row_and_name_value_tables_align_left(tmp
     html = write_report(document, tmp_path / "r.html")[0].read_text()
     assert '<tr><td class="text">cpu_cores</td><td class="text">2</td></tr>' in html  # environment: values left
     assert "<td>1</td>" in html  # the runs table: numbers right-aligned
+
+
+def test_many_series_keep_distinct_colours_and_their_labels():
+    runs = [_run(f"e{i}", "fp32", b, 0.1 * (i + 1) * b) for i in range(24) for b in (1, 8)]
+    ax = latency_figures(_document(runs))["latency"].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"e{i}:fp32" for i in range(24)]
+    lines = [container.lines[0] for container in ax.containers]  # errorbar: the data line of each series
+    assert len({(tuple(line.get_color()), line.get_linestyle()) for line in lines}) == 24
+    assert {line.get_linestyle() for line in lines} == {"-", "--", ":", "-."}

@@ -51,6 +51,7 @@ def _png(fig: Any) -> bytes:
 
 #: A value axis goes logarithmic when its largest value is more than this many times its smallest.
 LOG_SCALE_RANGE = 10.0
+#: Over 20 series the colormap's neighbours look alike, so the line styles vary too.
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -97,7 +98,7 @@ def latency_figures(document: dict[str, Any]) -> dict[str, Any]:
             x = [r["batch"] for r in runs]
             y = [pick(r) for r in runs]
             values += y
-            style = {"marker": "o", "label": label, "color": palette[i], "linestyle": LINESTYLES[(i // 10) % 4]}
+            style = {"marker": "o", "label": label, "color": palette[i], "linestyle": LINESTYLES[i % 4] if len(groups) > 20 else "-"}
             if name == "latency":
                 low = [max(0.0, r["latency"]["p50_ms"] - r["latency"]["min_ms"]) for r in runs]
                 high = [max(0.0, r["latency"]["p90_ms"] - r["latency"]["p50_ms"]) for r in runs]
