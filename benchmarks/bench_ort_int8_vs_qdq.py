@@ -127,7 +127,7 @@ def main() -> None:
     top1 = {name: bool(np.argmax(out) == np.argmax(outputs["fp32"])) for name, out in outputs.items() if name != "fp32"}
     result = {
         "benchmark": "bench_ort_int8_vs_qdq",
-        "machine": {**facts, "cpu_isa": cpu_isa(), "load_average_before": load_before, "load_average_after": load_after,
+        "machine": {**facts, "load_average_before": load_before, "load_average_after": load_after,
                     "note": "shared 2-core VM: other work ran during the measurement"},
         "batch": 1, "trials": args.trials, "calls_per_trial": args.calls,
         "session_options": {"graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": 0,
