@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from _machine import named
+
 HERE = Path(__file__).parent
 SECTION = """## bench
 
 `dk run bench` itself: harness overhead and the cost of hardware sampling. Measured on a shared
-2-core x86 VM while other work ran; variants are interleaved in repeated trials and compared by the
+2-core VM (each line names its CPU) while other work ran; variants are interleaved in repeated trials and compared by the
 median of per-trial paired ratios.
 """
 
@@ -29,6 +31,6 @@ def record(name: str, result: dict[str, Any], line: str) -> None:
     key = f"- `{name}.py`"
     lines = [x for x in section.strip("\n").split("\n") if not x.startswith(key)]
     prose = [x for x in lines if not x.startswith("- ")]
-    bullets = sorted([x for x in lines if x.startswith("- ")] + [f"{key}: {line}"])
+    bullets = sorted([x for x in lines if x.startswith("- ")] + [f"{key}: {named(line)}"])
     section = "\n" + "\n".join(prose).strip("\n") + "\n\n" + "\n".join(bullets) + "\n"
     readme.write_text(head + "## bench\n" + section + ("\n" + tail if tail else ""))

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _machine import named
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 README = HERE / "README.md"
@@ -20,7 +22,7 @@ e.g. `python benchmarks/bench_ort_overhead.py`.
 """
 ORT_SECTION = """## ort
 
-Measured on a shared 2-core x86 VM while other work ran: every comparison interleaves its
+Measured on a shared 2-core VM (each line names its CPU) while other work ran: every comparison interleaves its
 variants in repeated trials and reports medians (per-call time = trial time / calls per trial).
 """
 
@@ -82,6 +84,6 @@ def record(name: str, result: dict[str, Any], readme_line: str) -> None:
     key = f"- `{name}.py`"
     lines = [line for line in section.strip("\n").split("\n") if not line.startswith(key)]
     prose = [line for line in lines if not line.startswith("- ")]
-    bullets = [line for line in lines if line.startswith("- ")] + [f"{key}: {readme_line}"]
+    bullets = [line for line in lines if line.startswith("- ")] + [f"{key}: {named(readme_line)}"]
     section = "\n" + "\n".join(prose).strip("\n") + "\n\n" + "\n".join(sorted(bullets)) + "\n"
     README.write_text(head + "## ort\n" + section + ("\n" + tail if tail else ""))

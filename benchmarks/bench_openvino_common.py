@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from _machine import named
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 README = HERE / "README.md"
 HEADING = "## openvino"
-SECTION_INTRO = """Measured on a shared 2-core x86 VM while other work ran. Every comparison alternates its
+SECTION_INTRO = """Measured on a shared 2-core VM (each line names its CPU) while other work ran. Every comparison alternates its
 variants over several rounds and reports medians; benchmark_app runs on the same IR in the same script
 run, with `-infer_precision f32` as dk's engine (OpenVINO would otherwise pick bf16 on this CPU) and
 `-ip f32` (float32 inputs, as dk feeds; its default adds a u8 input conversion).
@@ -97,6 +99,6 @@ def record(name: str, result: dict[str, Any], readme_line: str) -> None:
     section, tail = (rest[: following.start()], rest[following.start():]) if following else (rest, "")
     key = f"- `{name}.py`"
     bullets = sorted([ln for ln in section.splitlines() if ln.startswith("- ") and not ln.startswith(key)]
-                     + [f"{key}: {readme_line}"])
+                     + [f"{key}: {named(readme_line)}"])
     section = f"\n{SECTION_INTRO}\n" + "\n".join(bullets) + "\n"
     README.write_text(head + HEADING + "\n" + section + ("\n" + tail if tail else ""))

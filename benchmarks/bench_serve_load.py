@@ -27,12 +27,12 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from _machine import machine  # noqa: E402
+from _machine import machine, named  # noqa: E402
 from tests.core.test_serve_malformed import MAX_BODY, malformed_requests  # noqa: E402
 from tests.core.test_serve_support import infer_body  # noqa: E402
 
 SECTION = "## serve"
-SECTION_PROSE = ("Measured on a shared 2-core x86 VM while other work ran; the worker is `dk serve` (uvicorn) in its "
+SECTION_PROSE = ("Measured on a shared 2-core VM (each line names its CPU) while other work ran; the worker is `dk serve` (uvicorn) in its "
                  "own process on loopback, clients in the benchmark process.")
 
 
@@ -68,7 +68,7 @@ def record(name: str, result: dict[str, Any], readme_line: str) -> None:
     section, tail = (rest[: match.start()], rest[match.start():]) if match else (rest, "")
     key = f"- `{name}.py`"
     bullets = sorted([ln for ln in section.strip("\n").split("\n") if ln.startswith("- ") and not ln.startswith(key)]
-                     + [f"{key}: {readme_line}"])
+                     + [f"{key}: {named(readme_line)}"])
     section = f"\n{SECTION_PROSE}\n\n" + "\n".join(bullets) + "\n"
     readme.write_text(head + f"{SECTION}\n" + section + ("\n" + tail if tail else ""))
 

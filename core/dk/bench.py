@@ -122,7 +122,7 @@ def copies_mode(engine: Engine, include: bool) -> tuple[str, str]:
     An engine separates its copies by providing ``prepare_inputs(feeds)`` (upload, untimed) and
     ``infer_prepared(prepared)`` (run on resident inputs); engines on the CPU have no copies."""
     device = str(getattr(engine, "device", "cpu") or "cpu")
-    if device == "cpu":
+    if device.lower() == "cpu":  # openvino says "CPU"
         return "none", "engine runs on the CPU: no host<->device copies"
     separable = callable(getattr(engine, "prepare_inputs", None)) and callable(getattr(engine, "infer_prepared", None))
     if include:

@@ -138,6 +138,8 @@ def run_base(plan: SweepPlan, opts: Any, cell: Cell) -> dict[str, Any]:
             "reference": entry == (plan.reference or plan.entries[0])}
     if cell.target is not None:
         base["target"] = cell.target
+    if cell.size is not None:  # --input-sizes: the H x W asked for, also on a run that failed
+        base["input_size"] = list(cell.size)
     return base
 
 

@@ -34,6 +34,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The instruction-set extensions that change how fast int8/fp32 kernels run, as /proc/cpuinfo names them.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "neon", "asimd", "asimddp")
+
+
+def cpu_isa(flags_text: str | None = None) -> list[str]:
+    """The speed-relevant ISA extensions of this CPU (``["avx2", "avx512f", "avx512_vnni"]``), in
+    :data:`ISA_FLAGS` order; ``flags_text`` is a ``/proc/cpuinfo`` text (default: this machine's)."""
+    if flags_text is None:
+        try:
+            flags_text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    present: set[str] = set()
+    for line in flags_text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):  # x86, ARM
+            present.update(value.split())
+            break
+    return [flag for flag in ISA_FLAGS if flag in present]
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
     for name in LIBRARIES:
@@ -90,6 +111,7 @@ def collect(manager: Any = None, cwd: str | os.PathLike | None = None) -> dict[s
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "cpu_cores": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 2),
         "python": sys.version.split()[0],

@@ -164,10 +164,15 @@ class PluginManager:
         return record
 
     def _unknown_plugin_message(self, name: str) -> str:
+        import difflib
+
         known = ", ".join(self.names()) or "none"
         hint = ""
         if os.environ.get("DK_LOAD_PLUGINS") is not None:
             hint = " (DK_LOAD_PLUGINS restricts loading)"
+        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
+        if close:
+            return f"no plugin named {name!r}{hint}; did you mean {close[0]!r}? Installed plugins: {known}"
         return (
             f"no plugin named {name!r}{hint}; installed plugins: {known}. "
             f"Install it (pip install ./plugins/{name}) or pick another with --plugin"

@@ -37,7 +37,7 @@ def test_html_is_self_contained_with_plots_and_tables(results, tmp_path):
         assert f"<h2>{heading}</h2>" in html
     doc = json.loads(results.read_text())
     accuracy = next(r["accuracy"] for r in doc["runs"] if r["precision"] == "int8")
-    assert f"<td>{accuracy:.2%}</td>" in html and "<td>15,338 (0.06 MiB)</td>" in html
+    assert f"<td>{accuracy:.2%}</td>" in html and '<td class="text">15,338 (0.06 MiB)</td>' in html
 
 
 def test_markdown_writes_pngs_beside_it(results, tmp_path):

@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="dk", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # 'dk' alone: the help text, as click shows it
         exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:
+        from dk.cli.click_errors import one_line
+
+        click.echo(one_line(exc), err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

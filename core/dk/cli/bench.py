@@ -138,9 +138,13 @@ def _raise_for(document: dict, regressions: list, max_regression: float, kw: dic
                         f"{kw['baseline']}")
     failed = [r for r in runs if r["status"] == "failed"]
     if failed:
-        first = failed[0]
-        raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {first['engine']}:{first['precision']} "
-                         f"batch {first['batch']}: {first['error']}")
+        from dk.cli.bench_tables import not_ok_groups
+        from dk.report.plots import sweeps_sizes
+
+        first = next(g for g in not_ok_groups(runs, sweeps_sizes(document)) if g["status"] == "failed")
+        if len(runs) == 1:
+            raise RunsFailed(f"{first['what']} failed: {first['error']}")
+        raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {first['what']}: {first['error']}")
 
 
 class _ProgressBar:

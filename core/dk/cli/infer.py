@@ -135,9 +135,10 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
         for (file, image), result in zip(decoded, runner.run([img for _, img in decoded])):
             entries.append({"file": str(file), "height": image.shape[0], "width": image.shape[1], **result})
             if out_dir is not None:
-                from dk.drawing import render as draw
+                from dk.drawing import render as draw, scale_for
 
                 write_image(out_dir / f"{file.stem}.png", draw(image, result))
+                entries[-1]["rendered_scale"] = scale_for(image)
     if failed:
         from dk.dataset import few
 
@@ -146,15 +147,17 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
         raise InputError(f"none of the {len(files)} images in {path} could be decoded")
     result = {"infer_ms": runner.infer_ms, "images": entries, "skipped": failed}
     if out_dir is not None:
+        result["rendered_scale"] = max(e.get("rendered_scale", 1) for e in entries)
         write_json(out_dir / "results.json", result)
         result["written"] = str(out_dir)
     return result
 
 
 def _video(runner: _Runner, video: Any, out_dir: Path | None, limit: int | None) -> dict[str, Any]:
-    from dk.drawing import render as draw
+    from dk.drawing import render as draw, scale_for
     from dk.media import VideoSink, write_csv, write_json
 
+    scale = 1
     stem = "camera" if isinstance(video.source, int) else Path(video.source).stem
     sink, frames, rows, index = None, [], [], 0
     try:
@@ -165,6 +168,7 @@ def _video(runner: _Runner, video: Any, out_dir: Path | None, limit: int | None)
                 rows += _csv_rows(index, seconds, result)
                 if out_dir is not None:
                     drawn = draw(frame, result)
+                    scale = scale_for(frame)
                     sink = sink or VideoSink(out_dir / f"{stem}.mp4", video.fps, drawn.shape[:2])
                     sink.write(drawn)
                 index += 1
@@ -176,6 +180,7 @@ def _video(runner: _Runner, video: Any, out_dir: Path | None, limit: int | None)
         raise InputError(f"video {video.source} has no frame that could be decoded")
     result = {"infer_ms": runner.infer_ms, "fps": video.fps, "frames": frames}
     if out_dir is not None:
+        result["rendered_scale"] = scale
         sink.commit()
         write_csv(out_dir / f"{stem}.csv", CSV_HEADER, rows)
         write_json(out_dir / f"{stem}.json", result)
@@ -202,13 +207,30 @@ def _summary(result: dict[str, Any]) -> str:
     return "raw outputs " + ", ".join(f"{k} {v}" for k, v in result.get("outputs", {}).items())
 
 
+#: The terminal table of a video shows this many frames; every frame is in --json and --output.
+TABLE_FRAMES = 20
+
+
 def _table(plugin: str, result: dict[str, Any]) -> None:
     title = f"dk run infer --plugin {plugin} ({result['infer_ms']:.2f} ms inference)"
-    if "images" in result:
-        rows = [{"item": Path(e["file"]).name, "result": _summary(e)} for e in result["images"]]
+    images = result.get("images")
+    if images and len(images) == 1 and images[0].get("top_k"):  # one image: its top-k, as the docs show
+        entry = images[0]
+        rows = [{"rank": i + 1, "class": t["class"], "label": t["label"], "score": f"{t['score']:.4g}"}
+                for i, t in enumerate(entry["top_k"])]
+        render.rows_table(f"{title}: {Path(entry['file']).name}, top {len(rows)}", rows,
+                          [("rank", "rank"), ("class", "class"), ("label", "label"), ("score", "score")])
+    elif images:
+        rows = [{"item": Path(e["file"]).name, "result": _summary(e)} for e in images]
+        render.rows_table(title, rows, [("item", "input"), ("result", "result")])
     else:
-        rows = [{"item": f"frame {f['frame']}", "result": _summary(f)} for f in result["frames"][:20]]
-    render.rows_table(title, rows, [("item", "input"), ("result", "result")])
+        frames = result["frames"]
+        rows = [{"item": f"frame {f['frame']}", "result": _summary(f)} for f in frames[:TABLE_FRAMES]]
+        render.rows_table(title, rows, [("item", "input"), ("result", "result")])
+        if len(frames) > TABLE_FRAMES:
+            where = f" in {result['written']}" if result.get("written") else " with --json or --output DIR"
+            render.note(f"showing the first {TABLE_FRAMES} of {len(frames)} frames; every frame is{where}")
     if result.get("written"):
-        render.note(f"wrote results and rendered outputs to {result['written']}")
-
+        scale = result.get("rendered_scale", 1)
+        enlarged = f" (small inputs enlarged {scale}x, nearest neighbour, so that the labels are legible)" if scale > 1 else ""
+        render.note(f"wrote results and rendered outputs to {result['written']}{enlarged}")

@@ -68,7 +68,7 @@ def artifact_summary(title: str, artifact: dict) -> None:
 
 def rows_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
     """A table of ``rows`` (dicts) showing ``columns`` as (key, header); floats get 3 significant digits."""
-    table = Table(title=title)
+    table = Table(title=title, min_width=len(title) + 2)  # a narrow table would wrap its title
     for _, header in columns:
         table.add_column(header, justify="right" if header not in ("engine", "output", "plugin") else "left")
     for row in rows:

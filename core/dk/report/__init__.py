@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from dk.errors import UsageError
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}
-th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}img{max-width:100%}"""
+th{background:#f3f3f3}td{text-align:right}td:first-child,td.text{text-align:left}img{max-width:100%}"""
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*(x|%|ms|s)?|-")
 
 
 def write_report(document: dict[str, Any], path: str | Path) -> list[Path]:
     """Write the report for ``document`` to ``path`` (``.html`` or ``.md``); returns the files written."""
-    from dk.report.content import sections
+    from dk.report.content import model_title, sections
     from dk.report.plots import all_figures
     from dk.results import write_text_atomic
 
@@ -29,7 +31,7 @@ def write_report(document: dict[str, Any], path: str | Path) -> list[Path]:
     suffix = target.suffix.lower()
     figures = all_figures(document)
     parts = sections(document, figures)
-    title = f"dk benchmark report: {(document.get('model') or {}).get('name') or 'model'}"
+    title = f"dk benchmark report: {model_title(document.get('model') or {})}"
     if suffix == ".md":
         written = []
         names = {}
@@ -76,6 +78,13 @@ def to_markdown(title: str, parts: list, images: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _cell(text: str, facts: bool = False) -> str:
+    """A table cell: numbers right-aligned (the stylesheet's default), text and the values of a
+    name/value table left-aligned."""
+    numeric = not facts and _NUMBER.fullmatch(text.strip()) is not None
+    return f"<td>{html.escape(text)}</td>" if numeric else f'<td class="text">{html.escape(text)}</td>'
+
+
 def to_html(title: str, parts: list, images: dict[str, str]) -> str:
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
@@ -87,7 +96,7 @@ def to_html(title: str, parts: list, images: dict[str, str]) -> str:
             body.append(f'<img alt="{esc(part.title)}" src="{images[part.figure]}">')
         if part.rows:
             head = "".join(f"<th>{esc(h)}</th>" for h in part.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in part.rows)
+            rows = "".join("<tr>" + "".join(_cell(str(c), part.facts) for c in row) + "</tr>" for row in part.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -18,6 +18,7 @@ class Section:
     headers: list[str] = attrs.field(factory=list)
     rows: list[list[str]] = attrs.field(factory=list)
     figure: str | None = None
+    facts: bool = False  # a two-column name/value table: every value left-aligned
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -57,17 +58,30 @@ def sections(document: dict[str, Any], figures: dict[str, bytes]) -> list[Sectio
         if name in figures:
             out.append(Section(title, figure=name))
     out.append(_speedups(runs, settings.get("reference"), label))
-    out.append(_accuracy(runs, label))
+    out.append(_accuracy(runs, label, settings.get("reference")))
     out.append(_hw(document, "hw" in figures) if not _has_cell_hw(runs) else _cell_hw(runs, label))
     out.append(_model(document.get("model") or {}))
     out.append(_environment(document.get("environment") or {}))
     if document.get("nodes"):
         out.append(_nodes(document["nodes"]))
-    failed = [r for r in runs if r.get("status") != "ok"]
-    if failed:
-        out.append(Section("Runs that did not complete", headers=["engine:precision", "batch", "status", "error"],
-                           rows=[[label(r), fmt(r["batch"]), r["status"], r.get("error") or ""] for r in failed]))
+    groups = group_not_ok(runs, label)
+    if groups:
+        out.append(Section("Runs that did not complete", headers=["engine:precision", "batches", "status", "error"],
+                           rows=[[g["label"], ", ".join(map(str, g["batches"])), g["status"], g["error"] or ""]
+                                 for g in groups]))
     return out
+
+
+def group_not_ok(runs: list[dict], label: Any) -> list[dict[str, Any]]:
+    """Runs that failed or were skipped, one group per ``label(run)``, status and error, in run order
+    (the batches of a cell that could not be built fail alike): ``{"label", "status", "error", "batches"}``."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for r in runs:
+        if r.get("status") != "ok":
+            key = (label(r), r.get("status"), r.get("error"))
+            groups.setdefault(key, {"label": key[0], "status": key[1], "error": key[2], "batches": []})
+            groups[key]["batches"].append(r["batch"])
+    return list(groups.values())
 
 
 def _summary(document: dict[str, Any]) -> Section:
@@ -75,18 +89,53 @@ def _summary(document: dict[str, Any]) -> Section:
     region = settings.get("timed_region", {})
     model = document.get("model") or {}
     parts = [
-        f"Model {model.get('name') or model.get('source')}, device {document.get('device')}, "
+        f"Model {model_title(model)}, device {document.get('device')}{_cpu_words(document)}, "
         f"{len(document.get('runs', []))} run(s), created {document.get('created_at')}.",
         f"Timed region: {'pre-processing + ' if region.get('preprocess') else ''}inference"
         f"{'' if region.get('copies', True) else ' (host<->device copies excluded where the engine can)'}; "
         f"warm-up {settings.get('warmup')}, "
         + (f"{settings['duration_s']} s per run." if settings.get("duration_s") else f"{settings.get('iterations')} iterations per run."),
     ]
-    copies = sorted({r.get("copies_note") for r in document.get("runs", []) if r.get("copies_note")})
-    parts += [f"Copies: {c}." for c in copies]
+    copies = copies_by_engine(document.get("runs", []))
+    if len(copies) == 1:
+        parts.append(f"Copies: {next(iter(copies))}.")
+    elif copies:
+        parts.append("Copies: " + "; ".join(f"{', '.join(engines)}: {note}" for note, engines in copies.items()) + ".")
     if not document.get("complete", True):
         parts.insert(0, "INCOMPLETE: the benchmark was interrupted; these are the runs finished before.")
     return Section("Summary", text=" ".join(parts))
+
+
+def _cpu_words(document: dict[str, Any]) -> str:
+    """`` on AMD EPYC (avx2, avx512f, avx512_vnni)``: the CPU the numbers were measured on."""
+    env = document.get("environment") or {}
+    if not env.get("cpu"):
+        return ""
+    isa = env.get("cpu_isa")
+    return f" on {env['cpu']}" + (f" ({', '.join(isa)})" if isa else "")
+
+
+def model_title(model: dict[str, Any]) -> str:
+    """The model's name, else its source as given (``mynet.models:make_net``, ``mynet.onnx``)."""
+    source = model.get("source")
+    name = model.get("name")
+    if name:
+        return name
+    if source and source != "default":
+        return str(source)
+    return "the default model"
+
+
+def copies_by_engine(runs: list[dict]) -> dict[str, list[str]]:
+    """Each distinct copies note with the engine:precision entries it applies to, in run order."""
+    notes: dict[str, list[str]] = {}
+    for r in runs:
+        note = r.get("copies_note")
+        if note:
+            entry = f"{r['engine']}:{r['precision']}"
+            if entry not in notes.setdefault(note, []):
+                notes[note].append(entry)
+    return notes
 
 
 def _speedups(runs: list[dict], reference: str | None, label: Any) -> Section:
@@ -100,17 +149,33 @@ def _speedups(runs: list[dict], reference: str | None, label: Any) -> Section:
                    "size; above 1 is faster.", headers=["engine:precision", *(f"batch {b}" for b in batches)], rows=rows)
 
 
-def _accuracy(runs: list[dict], label: Any) -> Section:
+def _accuracy(runs: list[dict], label: Any, reference: str | None = None) -> Section:
+    """Top-1 per engine:precision, in points against the reference the user chose (``--reference``)
+    at the same input size and target when it has an accuracy there, else against the best run."""
     seen: dict[str, Any] = {}
+    references: dict[Any, tuple[str, float]] = {}
     for r in runs:
-        if r.get("accuracy") is not None:
-            seen.setdefault(label(r), (r["accuracy"], r.get("data")))
+        if r.get("accuracy") is None:
+            continue
+        key = (tuple(r.get("input_shape") or ())[1:], r.get("target"))
+        seen.setdefault(label(r), (r["accuracy"], r.get("data"), key))
+        if r.get("reference") or f"{r['engine']}:{r['precision']}" == reference:
+            references.setdefault(key, (label(r), r["accuracy"]))
     if not seen:
         return Section("Accuracy", text="The data has no labels, so no accuracy was measured.")
-    best = max(acc for acc, _ in seen.values())
-    rows = [[name, f"{acc:.2%}", f"{(acc - best) * 100:+.2f}", data or "-"] for name, (acc, data) in seen.items()]
-    return Section("Accuracy", text="Top-1 accuracy on the whole evaluation split.",
-                   headers=["engine:precision", "top-1", "points vs best", "data"], rows=rows)
+    best = max(acc for acc, _, _ in seen.values())
+    if references and all(key in references for _, _, key in seen.values()):
+        column = f"points vs {reference or next(iter(references.values()))[0]}"
+        text = f"Top-1 accuracy on the whole evaluation split, in points against the reference {reference}."
+        base = {key: acc for key, (_, acc) in references.items()}
+    else:
+        column = "points vs best"
+        text = ("Top-1 accuracy on the whole evaluation split, in points against the best run (the reference "
+                f"{reference or '-'} has no accuracy{' at every input size' if references else ''}).")
+        base = {key: best for _, _, key in seen.values()}
+    rows = [[name, f"{acc:.2%}", f"{(acc - base[key]) * 100:+.2f}", data or "-"]
+            for name, (acc, data, key) in seen.items()]
+    return Section("Accuracy", text=text, headers=["engine:precision", "top-1", column, "data"], rows=rows)
 
 
 def _hw(document: dict[str, Any], has_figure: bool) -> Section:
@@ -169,7 +234,8 @@ def _nodes(nodes: dict[str, Any]) -> Section:
 def _model(model: dict[str, Any]) -> Section:
     summary = model.get("summary")
     if not summary:
-        return Section("Model", text=f"No graph summary: {model.get('summary_error', 'not available')}.")
+        return Section("Model", text=f"{model_title(model)}: no graph summary "
+                       f"({model.get('summary_error', 'not available')}).")
     rows = [
         ["parameters", f"{summary['params']:,} ({summary['param_bytes'] / 2**20:.2f} MiB)"],
         ["MACs per sample", f"{summary['macs']:,}"],
@@ -179,16 +245,18 @@ def _model(model: dict[str, Any]) -> Section:
         ["input", ", ".join(f"{k} {v}" for k, v in summary["input_shapes"].items())],
         ["nodes", ", ".join(f"{op} {n}" for op, n in summary["ops"].items())],
     ]
-    return Section("Model", text=f"{model.get('name') or model.get('source')}: computed from the ONNX graph with "
-                   "shape inference (batch 1).", headers=["", ""], rows=rows)
+    return Section("Model", text=f"{model_title(model)}: computed from the ONNX graph with "
+                   "shape inference (batch 1).", headers=["quantity", "value"], rows=rows, facts=True)
 
 
 def _environment(env: dict[str, Any]) -> Section:
     rows = [[k, fmt(env.get(k))] for k in ("os", "cpu", "cpu_cores", "ram_gib", "python", "dk", "date")]
+    if env.get("cpu_isa") is not None:  # speed figures depend on these: AVX2-only vs AVX-512 VNNI
+        rows.insert(2, ["cpu_isa", ", ".join(env["cpu_isa"]) or "none of " + "/".join(("avx2", "avx512f", "neon"))])
     git = env.get("git")
     rows.append(["git", f"{git['commit'][:12]}{' (dirty)' if git['dirty'] else ''}" if git else "-"])
     rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in (env.get("libraries") or {}).items())])
     rows.append(["plugins", ", ".join(f"{k} {v}" for k, v in (env.get("plugins") or {}).items())])
     for name, facts in (env.get("platform") or {}).items():
         rows.append([f"platform {name}", ", ".join(f"{k}: {v}" for k, v in facts.items())])
-    return Section("Environment", headers=["", ""], rows=rows)
+    return Section("Environment", headers=["component", "value"], rows=rows, facts=True)

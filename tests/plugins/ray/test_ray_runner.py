@@ -76,7 +76,7 @@ def test_a_cell_whose_worker_dies_twice_is_failed_with_the_reason(cluster, crash
     result = bench(cluster, "--plugin", "crashy", "--batches", "1", "--hw-interval", "0", "--output", str(out),
                    tmp_path=tmp_path)
     assert result.returncode == 1
-    assert "1 of 1 run(s) failed" in result.stderr and "after 1 retry" in result.stderr
+    assert "error: crashy:fp32 batch 1 failed: " in result.stderr and "after 1 retry" in result.stderr
     document = json.loads(out.read_text())
     assert document["complete"] is True  # the sweep finished; the cell is marked failed
     assert document["runs"][0]["status"] == "failed"
