@@ -14,7 +14,7 @@ import attrs
 
 from dk.artifacts import Artifact
 from dk.engine import Engine
-from dk.errors import DkError
+from dk.errors import DkError, UsageError
 from dk.plugins import get_plugin_manager
 from dk.specs import ExportRequest, PluginInfo, QuantizeRequest
 
@@ -34,13 +34,29 @@ def options_for(plugin: str, options: Mapping[str, str]) -> dict[str, str]:
     return {**plain, **scoped}
 
 
+def check_precision(plugin: str, precision: str) -> None:
+    """Refuse, before anything is built, a precision the plugin does not list in ``dk_describe``
+    (a plugin that lists none is not checked), so that no plugin silently builds another one."""
+    manager = get_plugin_manager()
+    if not manager.implements(plugin, "dk_describe"):
+        return
+    info = describe(plugin, probe=False)
+    if info.precisions and precision not in info.precisions:
+        raise UsageError(
+            f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); "
+            "choose one of those with --precision, or a plugin that lists it in 'dk doctor'"
+        )
+
+
 def export(plugin: str, request: ExportRequest) -> Artifact:
+    check_precision(plugin, request.precision)
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "export", request=request)
     return _expect(result, Artifact, plugin, "export")
 
 
 def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
+    check_precision(plugin, request.precision)
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "quantize", request=request)
     return _expect(result, Artifact, plugin, "quantize")

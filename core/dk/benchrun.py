@@ -67,7 +67,9 @@ def _source_onnx(opts: Any):
     if opts.artifact:
         artifact = Artifact.load(opts.artifact)
         return artifact.model_file, artifact.model_meta
-    onnx_model = resolve_onnx(opts.source())
+    source = opts.source()
+    # a torch source needs --shapes (and the other export options) to become ONNX
+    onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)
     return onnx_model.path, {"name": onnx_model.model_name, **onnx_model.model_meta}
 
 

@@ -81,7 +81,7 @@ def _from_fused_onnx_artifact(artifact: Artifact, request: ExportRequest | None)
     options = artifact.manifest.get("options", {})
     shapes = {k: tuple(v) for k, v in (options.get("shapes") or {}).items()}
     apply_shapes(model, shapes, _ranges(options, "min_shapes"), _ranges(options, "max_shapes"),
-                 bool(options.get("dynamic_batch", True)))
+                 bool(options.get("dynamic_batch", True)), bool(options.get("dynamic_hw", False)))
     meta = artifact.model_meta
     source = SourceInfo("artifact", str(artifact.path.resolve()), artifact.manifest["files"][0]["sha256"])
     return SourceModel(model, source, meta, meta.get("name", onnx_model.model_name), original.kind)

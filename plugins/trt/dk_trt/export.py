@@ -72,7 +72,7 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
     onnx_model = resolve_onnx(request.source, request)
     model = load_onnx(onnx_model.path)
     if request.shapes or not request.dynamic_batch:
-        model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch)
+        model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch, request.dynamic_hw)
     inputs, _ = io_specs(model)
     profiles = profiles_for(inputs, request.min_shapes, request.opt_shapes, request.max_shapes)
     if request.precision == "int8" and not calibrated and count_qdq(model) == 0:
