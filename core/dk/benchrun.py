@@ -50,6 +50,10 @@ def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
         summaries = []
         for size in plan.input_sizes or [None]:
             shapes = _shapes_for(path, size) if size else None
+            if shapes and not opts.artifact and opts.source().kind.startswith("torch"):
+                # a torch export fixes its height and width: export the model at this size
+                summaries.append(summarize_onnx(_source_onnx(attrs.evolve(opts, shapes=shapes))[0], None).to_json())
+                continue
             summaries.append(summarize_onnx(path, shapes).to_json())
         record["summary"] = summaries[0]
         if len(summaries) > 1:
