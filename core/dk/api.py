@@ -42,10 +42,30 @@ def check_precision(plugin: str, precision: str) -> None:
         return
     info = describe(plugin, probe=False)
     if info.precisions and precision not in info.precisions:
+        others = _plugins_with(precision)
+        where = f"plugins with {precision}: {', '.join(others)}" if others else "see 'dk doctor'"
         raise UsageError(
             f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); "
-            "choose one of those with --precision, or a plugin that lists it in 'dk doctor'"
+            f"choose one of those with --precision, or another plugin ({where})"
         )
+
+
+def _plugins_with(precision: str) -> list[str]:
+    """Installed, working plugins whose ``dk_describe`` lists ``precision`` (for error messages)."""
+    from dk.plugins import OK
+
+    manager = get_plugin_manager()
+    found = []
+    for name in sorted(manager.records):
+        try:
+            if manager.load(name).status != OK or not manager.implements(name, "dk_describe"):
+                continue
+            info = describe(name, probe=False)
+        except Exception:  # a broken plugin only loses its place in the hint
+            continue
+        if info.available and info.kind == "engine" and precision in info.precisions:
+            found.append(name)
+    return found
 
 
 def export(plugin: str, request: ExportRequest) -> Artifact:
