@@ -268,3 +268,77 @@ def test_weights_that_do_not_fit_are_one_clear_error(project, tmp_path, content,
 def test_bad_model_metadata_is_one_clear_error(project, args, expected):
     line = error_line(dk("run", "export", "--plugin", "ort", *user_model("--input-size", "32"), *args, cwd=project))
     assert expected in line
+
+
+def test_bench_accuracy_uses_the_declared_labels_and_normalisation(project):
+    """Class folders named by label; the model's label order (red, green, blue, black) is not the
+    folders' sorted order, so a right answer needs the labels from the manifest."""
+    from PIL import Image
+
+    data = project / "dataset"
+    for name, colour in COLOURS.items():
+        (data / name).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            Image.fromarray(np.full((20 + i, 30, 3), colour, np.uint8)).save(data / name / f"{i}.png")
+    result = ok_json(dk("run", "bench", "--plugin", "ort", *user_model("--input-size", "32"), "--task",
+                        "classification", "--labels", "labels.txt", *NORMALISE, "--data", "dataset", "--iterations",
+                        "3", "--warmup", "1", "--hw-interval", "0", "--json", cwd=project))
+    (run,) = result["runs"]
+    assert run["status"] == "ok" and run["accuracy"] == 1.0, run
+
+
+def test_readme_user_model_commands_work_as_written(project, tmp_path):
+    """Every README command with ``my_pkg.models:make_net``, run in a folder holding my_pkg/,
+    net.pt, labels.txt, images/ and calib.npz, as the README says."""
+    import re
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    commands = [line.split("#")[0].strip() for line in readme.splitlines()
+                if line.startswith("dk ") and "my_pkg.models:make_net" in line]
+    assert len(commands) >= 3, commands
+    (tmp_path / "my_pkg").mkdir()
+    (tmp_path / "my_pkg" / "__init__.py").write_text("")
+    (tmp_path / "my_pkg" / "models.py").write_text(textwrap.dedent(MODELS_PY))
+    shutil.copy(project / "weights.pt", tmp_path / "net.pt")
+    shutil.copy(project / "labels.txt", tmp_path / "labels.txt")
+    shutil.copytree(project / "images", tmp_path / "images")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).random((4, 3, 224, 224), dtype=np.float32))
+    for command in commands:
+        args = shlex.split(re.sub(r"\s+", " ", command))[1:]
+        proc = dk(*args, "--json", cwd=tmp_path)
+        assert proc.returncode == 0, f"{command}\n{proc.stderr}"
+        result = json.loads(proc.stdout)
+        if "--input" in args:
+            assert [e["top_k"][0]["label"] for e in result["images"]] == ["blue", "green", "red"], command
+
+
+def test_serve_inference_uses_the_declared_metadata(project):
+    """``POST /inference`` on a dynamic-H/W artifact: the image is resized to the declared size,
+    normalised and labelled as declared (the serve worker reads the manifest's model section)."""
+    pytest.importorskip("starlette", reason="dk serve needs starlette")
+    import asyncio
+    import io
+
+    from PIL import Image
+
+    from dk import api
+    from dk.artifacts import Artifact
+    from dk.serve.app import ModelInfo, create_app
+    from dk.serve.config import ServeConfig
+    from tests.core.test_serve_support import call
+
+    result = ok_json(dk("run", "export", "--plugin", "ort", *user_model("--shapes", "input:1x3x32x32", "--dynamic-hw",
+                        "--input-size", "24"), "--task", "classification", "--labels", "labels.txt", *NORMALISE,
+                        "--json", cwd=project))
+    artifact = Artifact.load(project / result["artifact"]["path"])
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((30, 50, 3), COLOURS["green"], np.uint8)).save(buffer, format="PNG")
+    with api.load_engine("ort", artifact) as engine:
+        app = create_app(engine, ServeConfig(model_name="make-net"), ModelInfo.from_artifact(artifact, "ort"))
+        status, _, body = asyncio.run(call(app, "POST", "/inference", buffer.getvalue()))
+    assert status == 200, body
+    best = json.loads(body)["items"][0]["top_k"][0]
+    assert best["label"] == "green" and best["score"] == pytest.approx(softmax_top(2.0), abs=1e-4)
