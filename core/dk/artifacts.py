@@ -252,6 +252,9 @@ def build_artifact(
     tmp.mkdir()
     try:
         built = build(tmp)
+        from dk.model_meta import check_against_outputs
+
+        check_against_outputs(model_meta, built.outputs)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "name": name,

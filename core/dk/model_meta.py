@@ -168,6 +168,20 @@ def parse_size(text: str, where: str) -> list[int]:
     return sizes * 2 if len(sizes) == 1 else sizes
 
 
+def check_against_outputs(meta: Mapping[str, Any], outputs: list[Any]) -> None:
+    """Refuse class labels that do not match a classifier's output size (raises :class:`UsageError`)."""
+    labels = meta.get("labels")
+    if meta.get("task") != "classification" or not labels or not outputs:
+        return
+    out = outputs[0]
+    classes = out.shape[-1] if out.shape else None
+    if isinstance(classes, int) and classes != len(labels):
+        raise UsageError(
+            f"the labels name {len(labels)} classes, but the model's output {out.name!r} {list(out.shape)} has "
+            f"{classes}; give one label a line for each output class"
+        )
+
+
 def merge_meta(base: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` (what the source says) with the user's declarations on top; the
     ``preprocessing`` sections merge key by key."""

@@ -264,8 +264,11 @@ def test_weights_that_do_not_fit_are_one_clear_error(project, tmp_path, content,
     (["--input-size", "32x"], "--input-size '32x' must be SIZE or HEIGHTxWIDTH"),
     (["--labels", "missing.txt"], "--labels file missing.txt does not exist"),
     (["--model-meta", "labels.txt"], "--model-meta labels.txt is not valid JSON"),
+    (["--labels", "three.txt", "--task", "classification"],
+     "the labels name 3 classes, but the model's output 'output' ['batch', 4] has 4"),
 ])
 def test_bad_model_metadata_is_one_clear_error(project, args, expected):
+    (project / "three.txt").write_text("a\nb\nc\n")
     line = error_line(dk("run", "export", "--plugin", "ort", *user_model("--input-size", "32"), *args, cwd=project))
     assert expected in line
 
