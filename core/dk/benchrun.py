@@ -165,7 +165,7 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
     post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
     for batch in cell.batches:
         progress(_describe(cell, batch))
-        shape = [batch, *engine.inputs[0].concrete_shape(batch)[1:]]
+        shape = [batch, *np.shape(data.model_x)[1:]]  # what is fed (a dynamic H/W gets the declared size)
         run = {**run_base(plan, opts, cell), "batch": batch, "input_shape": shape, "artifact": str(artifact.path),
                "data": data.name}
         fixed = engine.inputs[0].shape[0] if engine.inputs[0].shape else None

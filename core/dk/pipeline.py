@@ -14,7 +14,7 @@ from dk.engine import Engine, random_inputs
 from dk.errors import DkError, ModelError
 from dk.plugins import get_plugin_manager
 from dk.sources import parse_model_arg
-from dk.specs import ExportRequest, ModelSource, QuantizeRequest
+from dk.specs import ExportRequest, ModelSource, QuantizeRequest, TensorSpec
 
 
 @attrs.define
@@ -130,12 +130,27 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> E
         x, y = load_split("eval")
         data = EvalData(x, y, "digits-eval")
     else:
-        spec = engine.inputs[0]
+        spec = with_declared_size(engine.inputs[0], model_meta(opts))
         x = random_inputs([spec], batch=_batch_of(engine, 8), seed=0)[spec.name]
         data = EvalData(x, None, "random(seed=0)")
     if limit is not None:
         data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
     return data
+
+
+def with_declared_size(spec: TensorSpec, meta: dict[str, Any]) -> TensorSpec:
+    """``spec`` with a dynamic height and width (``--dynamic-hw``) set to the declared
+    ``--input-size``, so random inputs have the size real images get."""
+    size = (meta.get("preprocessing") or {}).get("size")
+    if not size or len(spec.shape) != 4:
+        return spec
+    nhwc = str((meta.get("preprocessing") or {}).get("layout", "NCHW")).upper() == "NHWC"
+    axes = (1, 2) if nhwc else (2, 3)
+    shape = list(spec.shape)
+    for axis, value in zip(axes, size):
+        if isinstance(shape[axis], str):
+            shape[axis] = int(value)
+    return attrs.evolve(spec, shape=tuple(shape))
 
 
 def is_npz(path: str) -> bool:

@@ -345,3 +345,11 @@ def test_serve_inference_uses_the_declared_metadata(project):
     assert status == 200, body
     best = json.loads(body)["items"][0]["top_k"][0]
     assert best["label"] == "green" and best["score"] == pytest.approx(softmax_top(2.0), abs=1e-4)
+
+
+def test_dynamic_hw_model_is_benchmarked_at_the_declared_size(project):
+    result = ok_json(dk("run", "bench", "--plugin", "ort", *user_model("--shapes", "input:1x3x32x32", "--dynamic-hw",
+                        "--input-size", "40x24"), "--iterations", "3", "--warmup", "1", "--hw-interval", "0", "--json",
+                        cwd=project))
+    (run,) = result["runs"]
+    assert (run["status"], run["input_shape"]) == ("ok", [1, 3, 40, 24]), run
