@@ -353,3 +353,17 @@ def test_dynamic_hw_model_is_benchmarked_at_the_declared_size(project):
                         cwd=project))
     (run,) = result["runs"]
     assert (run["status"], run["input_shape"]) == ("ok", [1, 3, 40, 24]), run
+
+
+@pytest.mark.parametrize("plugin", ["ort", "openvino"])
+def test_labels_declared_over_an_existing_artifact_reach_the_new_one(project, plugin, tmp_path):
+    if plugin == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed")
+    first = ok_json(dk("run", "export", "--plugin", plugin, *user_model("--input-size", "32"), "--out",
+                       str(tmp_path), "--json", cwd=project))
+    (project / "upper.txt").write_text("RED\nGREEN\nBLUE\nBLACK\n")
+    again = ok_json(dk("run", "export", "--plugin", plugin, "--model", first["artifact"]["path"], "--labels",
+                       "upper.txt", "--task", "classification", "--out", str(tmp_path / "again"), "--json",
+                       cwd=project))
+    assert again["artifact"]["model"]["labels"] == ["RED", "GREEN", "BLUE", "BLACK"]
+    assert again["artifact"]["model"]["task"] == "classification"
