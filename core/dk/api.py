@@ -14,7 +14,7 @@ import attrs
 
 from dk.artifacts import Artifact
 from dk.engine import Engine
-from dk.errors import DkError
+from dk.errors import DkError, UsageError
 from dk.plugins import get_plugin_manager
 from dk.specs import ExportRequest, PluginInfo, QuantizeRequest
 
@@ -34,13 +34,49 @@ def options_for(plugin: str, options: Mapping[str, str]) -> dict[str, str]:
     return {**plain, **scoped}
 
 
+def check_precision(plugin: str, precision: str) -> None:
+    """Refuse, before anything is built, a precision the plugin does not list in ``dk_describe``
+    (a plugin that lists none is not checked), so that no plugin silently builds another one."""
+    manager = get_plugin_manager()
+    if not manager.implements(plugin, "dk_describe"):
+        return
+    info = describe(plugin, probe=False)
+    if info.precisions and precision not in info.precisions:
+        others = _plugins_with(precision)
+        where = f"plugins with {precision}: {', '.join(others)}" if others else "see 'dk doctor'"
+        raise UsageError(
+            f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); "
+            f"choose one of those with --precision, or another plugin ({where})"
+        )
+
+
+def _plugins_with(precision: str) -> list[str]:
+    """Installed, working plugins whose ``dk_describe`` lists ``precision`` (for error messages)."""
+    from dk.plugins import OK
+
+    manager = get_plugin_manager()
+    found = []
+    for name in sorted(manager.records):
+        try:
+            if manager.load(name).status != OK or not manager.implements(name, "dk_describe"):
+                continue
+            info = describe(name, probe=False)
+        except Exception:  # a broken plugin only loses its place in the hint
+            continue
+        if info.available and info.kind == "engine" and precision in info.precisions:
+            found.append(name)
+    return found
+
+
 def export(plugin: str, request: ExportRequest) -> Artifact:
+    check_precision(plugin, request.precision)
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "export", request=request)
     return _expect(result, Artifact, plugin, "export")
 
 
 def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
+    check_precision(plugin, request.precision)
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "quantize", request=request)
     return _expect(result, Artifact, plugin, "quantize")

@@ -243,13 +243,18 @@ def build_artifact(
     """
     key = cache_key(plugin, source.sha256, build_options, tool_versions)
     final = Path(out_dir) / plugin / name
-    if not force and (cached := _reusable(final, key)) is not None:
+    cached = None if force else _reusable(final, key)
+    # declared model metadata (labels, pre-processing) must reach the manifest: reuse only when it matches
+    if cached is not None and cached.model_meta == json.loads(json.dumps(dict(model_meta), default=str)):
         return cached
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
         built = build(tmp)
+        from dk.model_meta import check_against_outputs
+
+        check_against_outputs(model_meta, built.outputs)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "name": name,

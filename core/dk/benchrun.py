@@ -50,6 +50,10 @@ def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
         summaries = []
         for size in plan.input_sizes or [None]:
             shapes = _shapes_for(path, size) if size else None
+            if shapes and not opts.artifact and opts.source().kind.startswith("torch"):
+                # a torch export fixes its height and width: export the model at this size
+                summaries.append(summarize_onnx(_source_onnx(attrs.evolve(opts, shapes=shapes))[0], None).to_json())
+                continue
             summaries.append(summarize_onnx(path, shapes).to_json())
         record["summary"] = summaries[0]
         if len(summaries) > 1:
@@ -67,7 +71,9 @@ def _source_onnx(opts: Any):
     if opts.artifact:
         artifact = Artifact.load(opts.artifact)
         return artifact.model_file, artifact.model_meta
-    onnx_model = resolve_onnx(opts.source())
+    source = opts.source()
+    # a torch source needs --shapes (and the other export options) to become ONNX
+    onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)
     return onnx_model.path, {"name": onnx_model.model_name, **onnx_model.model_meta}
 
 
@@ -161,7 +167,7 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
     post = (lambda outputs: api.postprocess(task, outputs, meta)) if task else None
     for batch in cell.batches:
         progress(_describe(cell, batch))
-        shape = [batch, *engine.inputs[0].concrete_shape(batch)[1:]]
+        shape = [batch, *np.shape(data.model_x)[1:]]  # what is fed (a dynamic H/W gets the declared size)
         run = {**run_base(plan, opts, cell), "batch": batch, "input_shape": shape, "artifact": str(artifact.path),
                "data": data.name}
         fixed = engine.inputs[0].shape[0] if engine.inputs[0].shape else None

@@ -91,11 +91,12 @@ def io_specs(model: "onnx.ModelProto") -> tuple[list[TensorSpec], list[TensorSpe
 
 
 def set_input_shapes(
-    model: "onnx.ModelProto", shapes: dict[str, tuple[int, ...]], dynamic_batch: bool
+    model: "onnx.ModelProto", shapes: dict[str, tuple[int, ...]], dynamic_batch: bool, dynamic_hw: bool = False
 ) -> "onnx.ModelProto":
     """Fix the model's input dims in place: ``shapes`` gives shapes by input name, and a dynamic
-    batch axis stays dynamic when ``dynamic_batch`` (it takes the given size, or 1, otherwise). Output shapes are
-    re-inferred. Raises :class:`ModelError` for a name or rank that does not match."""
+    batch axis stays dynamic when ``dynamic_batch`` (it takes the given size, or 1, otherwise); with
+    ``dynamic_hw`` the dynamic height and width of a rank-4 input stay dynamic too (``--dynamic-hw``).
+    Output shapes are re-inferred. Raises :class:`ModelError` for a name or rank that does not match."""
     import onnx
 
     inputs, _ = io_specs(model)
@@ -116,6 +117,8 @@ def set_input_shapes(
             for axis, (dim, want, have) in enumerate(zip(dims, shape, spec.shape)):
                 if axis == 0 and dynamic_batch and isinstance(have, str):
                     continue  # --shapes gives the example size; the batch stays dynamic unless --static
+                if axis in (2, 3) and dynamic_hw and len(shape) == 4 and isinstance(have, str):
+                    continue  # --dynamic-hw: the example size does not fix height and width
                 if isinstance(have, int) and have != want:
                     raise ModelError(
                         f"--shapes sets {spec.name!r} axis {axis} to {want}, but the model fixes it to {have}"

@@ -14,7 +14,7 @@ from dk.engine import Engine, random_inputs
 from dk.errors import DkError, ModelError
 from dk.plugins import get_plugin_manager
 from dk.sources import parse_model_arg
-from dk.specs import ExportRequest, ModelSource, QuantizeRequest
+from dk.specs import ExportRequest, ModelSource, QuantizeRequest, TensorSpec
 
 
 @attrs.define
@@ -39,9 +39,11 @@ class BuildOptions:
     data: str | None = None
     calib_size: int = 128
     method: str = "static"
+    #: what the user declared about the model (``--task``, ``--labels``, ``--model-meta``...: dk.model_meta)
+    meta: dict = attrs.field(factory=dict)
 
     def source(self) -> ModelSource:
-        return parse_model_arg(self.model, self.weights)
+        return parse_model_arg(self.model, self.weights, self.meta)
 
     def export_request(self, precision: str) -> ExportRequest:
         return ExportRequest(
@@ -67,7 +69,7 @@ def export(plugin: str, precision: str, opts: BuildOptions) -> Artifact:
 
 
 def quantize(plugin: str, opts: BuildOptions, precision: str = "int8") -> Artifact:
-    source = ModelSource("artifact", opts.artifact) if opts.artifact else opts.source()
+    source = ModelSource("artifact", opts.artifact, meta=opts.meta) if opts.artifact else opts.source()
     calibration, name = calibration_data(opts, source) if opts.method == "static" else (None, "")
     request = QuantizeRequest(
         source=source,
@@ -128,12 +130,27 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> E
         x, y = load_split("eval")
         data = EvalData(x, y, "digits-eval")
     else:
-        spec = engine.inputs[0]
+        spec = with_declared_size(engine.inputs[0], model_meta(opts))
         x = random_inputs([spec], batch=_batch_of(engine, 8), seed=0)[spec.name]
         data = EvalData(x, None, "random(seed=0)")
     if limit is not None:
         data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
     return data
+
+
+def with_declared_size(spec: TensorSpec, meta: dict[str, Any]) -> TensorSpec:
+    """``spec`` with a dynamic height and width (``--dynamic-hw``) set to the declared
+    ``--input-size``, so random inputs have the size real images get."""
+    size = (meta.get("preprocessing") or {}).get("size")
+    if not size or len(spec.shape) != 4:
+        return spec
+    nhwc = str((meta.get("preprocessing") or {}).get("layout", "NCHW")).upper() == "NHWC"
+    axes = (1, 2) if nhwc else (2, 3)
+    shape = list(spec.shape)
+    for axis, value in zip(axes, size):
+        if isinstance(shape[axis], str):
+            shape[axis] = int(value)
+    return attrs.evolve(spec, shape=tuple(shape))
 
 
 def is_npz(path: str) -> bool:
@@ -142,14 +159,16 @@ def is_npz(path: str) -> bool:
 
 def model_meta(opts: BuildOptions) -> dict[str, Any]:
     """The model's ``model`` metadata (task, labels, pre-processing) without building anything."""
+    from dk.model_meta import merge_meta
+
     source = ModelSource("artifact", opts.artifact) if opts.artifact else opts.source()
     if source.kind == "default":
         from dk.sources import default_model_meta
 
-        return default_model_meta()
+        return merge_meta(default_model_meta(), opts.meta)
     if source.kind == "artifact":
-        return Artifact.load(source.location).model_meta
-    return {"task": opts.options["task"]} if "task" in opts.options else {}
+        return merge_meta(Artifact.load(source.location).model_meta, opts.meta)
+    return dict(opts.meta)
 
 
 def _is_default_artifact(opts: BuildOptions) -> bool:
@@ -225,8 +244,18 @@ def _first_input_name(source: ModelSource, opts: BuildOptions) -> str:
 
 
 def _batch_of(engine: Engine, dynamic_default: int) -> int:
-    first = engine.inputs[0].shape[0] if engine.inputs and engine.inputs[0].shape else 1
-    return first if isinstance(first, int) else dynamic_default
+    """The engine's fixed batch size, else ``dynamic_default`` clamped to the batch range the
+    engine was built for (``--min-shapes``/``--max-shapes``)."""
+    spec = engine.inputs[0] if engine.inputs else None
+    first = spec.shape[0] if spec is not None and spec.shape else 1
+    if isinstance(first, int):
+        return first
+    batch = dynamic_default
+    if spec.max_shape:
+        batch = min(batch, int(spec.max_shape[0]))
+    if spec.min_shape:
+        batch = max(batch, int(spec.min_shape[0]))
+    return batch
 
 
 def batches(engine: Engine, x: np.ndarray, size: int = 64) -> Iterator[tuple[int, dict[str, np.ndarray]]]:

@@ -23,7 +23,7 @@ def classify(logits: np.ndarray, labels: Sequence[str] | None = None, top_k: int
     for row, idx in zip(probs, top):
         results.append({
             "top_k": [
-                {"class": int(i), "label": labels[i] if labels else str(int(i)), "score": float(row[i])} for i in idx
+                {"class": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)), "score": float(row[i])} for i in idx
             ]
         })
     return results

@@ -66,8 +66,8 @@ class PreprocessSpec:
         size = pre.get("size") or (h, w)
         if not all(isinstance(d, int) for d in size):
             raise InputError(
-                f"input {spec.name!r} has a dynamic height/width {list(shape)}; give the image size in the "
-                "manifest's preprocessing 'size' or export with fixed --shapes"
+                f"input {spec.name!r} has a dynamic height/width {list(shape)}; declare the image size at export "
+                "with --input-size HxW (preprocessing 'size' in --model-meta) or export with fixed --shapes"
             )
         colour = str(pre.get("colour") or ("gray" if c == 1 else "rgb")).lower()
         colour = "gray" if colour in ("grey", "grayscale", "l") else colour

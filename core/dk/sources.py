@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,30 +18,33 @@ TORCH_EXPORT_SUFFIXES = (".pt2",)
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def parse_model_arg(model: str | None, weights: str | None = None) -> ModelSource:
+def parse_model_arg(model: str | None, weights: str | None = None, meta: Mapping[str, Any] | None = None) -> ModelSource:
     """Classify ``--model``: None (the default), an artifact folder, an ONNX or torch file, or
-    ``module.path:factory``. Raises :class:`ModelError` for a path that does not exist."""
+    ``module.path:factory`` (imported from the current directory first, as ``python -m`` does).
+    ``meta`` is what the user declared about the model (:mod:`dk.model_meta`). Raises
+    :class:`ModelError` for a path that does not exist."""
     if weights is not None and not Path(weights).is_file():
         raise ModelError(f"weights file {weights} does not exist")
+    meta = dict(meta or {})
     if model is None or model == "default":
-        return ModelSource("default", "dk:digitsnet")
+        return ModelSource("default", "dk:digitsnet", meta=meta)
     path = Path(model)
     if path.is_dir():
-        return ModelSource("artifact", str(path))
+        return ModelSource("artifact", str(path), meta=meta)
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".onnx":
-            return ModelSource("onnx", str(path))
+            return ModelSource("onnx", str(path), meta=meta)
         if suffix in TORCH_EXPORT_SUFFIXES:
-            return ModelSource("torch-export", str(path))
+            return ModelSource("torch-export", str(path), meta=meta)
         if suffix in TORCHSCRIPT_SUFFIXES:
-            return ModelSource("torchscript", str(path), weights)
+            return ModelSource("torchscript", str(path), weights, meta=meta)
         raise ModelError(
             f"do not know how to read {path} (suffix {suffix or 'none'}); expected .onnx, a TorchScript "
             "(.pt/.ts) or torch.export (.pt2) file, an artifact folder, or module.path:factory"
         )
     if _CALLABLE.match(model):
-        return ModelSource("torch-callable", model, weights)
+        return ModelSource("torch-callable", model, weights, root=os.getcwd(), meta=meta)
     raise ModelError(f"model path {model} does not exist")
 
 
@@ -71,15 +75,17 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
     """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export."""
     from dk.onnx_io import load_onnx
 
+    from dk.model_meta import merge_meta
+
     if source.kind == "default":
         from dk.default_model import ONNX_PATH
 
-        meta = default_model_meta()
+        meta = merge_meta(default_model_meta(), source.meta)
         return OnnxModel(ONNX_PATH, SourceInfo("default", source.location, sha256_file(ONNX_PATH)), meta, meta["name"])
     if source.kind == "onnx":
         load_onnx(source.path)  # validates: existence, format, truncation, external data
         info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path))
-        return OnnxModel(source.path, info, {}, model_slug(source.path.stem))
+        return OnnxModel(source.path, info, dict(source.meta), model_slug(source.meta.get("name", source.path.stem)))
     if source.kind == "artifact":
         artifact = Artifact.load(source.path)
         if artifact.format != "onnx":
@@ -87,7 +93,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
                 f"artifact {source.path} holds a {artifact.format!r} model, not ONNX; point --model at an "
                 "ONNX file or at the original model"
             )
-        meta = artifact.model_meta
+        meta = merge_meta(artifact.model_meta, source.meta)
         return OnnxModel(
             artifact.model_file,
             SourceInfo("artifact", str(source.path.resolve()), artifact.manifest["files"][0]["sha256"]),
@@ -99,7 +105,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
 
     torch_request = attrs.evolve(request or ExportRequest(source=source), source=source, precision="fp32")
     artifact = get_plugin_manager().call_stage("torch", "export", request=torch_request)
-    meta = artifact.model_meta
+    meta = merge_meta(artifact.model_meta, source.meta)
     return OnnxModel(
         artifact.model_file,
         SourceInfo(source.kind, source.location, artifact.manifest["source"]["sha256"]),

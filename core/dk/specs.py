@@ -73,11 +73,19 @@ class ModelSource:
     ``kind`` is one of ``default`` (the embedded model), ``onnx`` (an ONNX file), ``artifact``
     (a dk artifact directory), ``torch-callable`` (``module.path:factory`` plus optional
     ``weights``), ``torchscript`` or ``torch-export`` (a saved program file).
+
+    :ivar root: For ``module.path:factory``: the folder it is imported from first (the current
+        directory when ``--model`` was given, as ``python -m`` does).
+    :ivar meta: What the user declared about the model (task, labels, pre-processing: see
+        :mod:`dk.model_meta`); plugins get it merged into the source's own metadata from
+        :func:`dk.sources.resolve_onnx` and write it into the manifest's ``model`` section.
     """
 
     kind: str
     location: str = ""
     weights: str | None = None
+    root: str = ""
+    meta: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property
     def path(self) -> Path:

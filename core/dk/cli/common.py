@@ -34,6 +34,21 @@ _BUILD_OPTIONS = [
                  help="Calibration samples used for int8."),
     click.option("--method", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
                  help="int8 quantization method."),
+    click.option("--task", help="What the model does: classification, detection (written into the artifact's "
+                 "manifest; same as -o task=...)."),
+    click.option("--labels", type=click.Path(dir_okay=False), help="Class labels file, one name a line."),
+    click.option("--mean", help="Per-channel mean subtracted after --scale, e.g. 0.485,0.456,0.406."),
+    click.option("--std", help="Per-channel std divided by after the mean, e.g. 0.229,0.224,0.225."),
+    click.option("--scale", type=float, help="Pixel scale before mean/std (default 1/255; 1 for 0..255 mean/std)."),
+    click.option("--channel-order", type=click.Choice(["rgb", "bgr", "gray"]), help="Channel order the model "
+                 "expects (default: rgb, gray for 1 channel)."),
+    click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False), help="Input layout."),
+    click.option("--resize", type=click.Choice(["stretch", "letterbox", "center-crop"]),
+                 help="How images are fitted to the input size (default stretch)."),
+    click.option("--input-size", help="Image size the model takes, SIZE or HxW (e.g. 224); images are resized to "
+                 "it, also for a --dynamic-hw model; a module:factory without --shapes gets input:1x3xHxW."),
+    click.option("--model-meta", type=click.Path(dir_okay=False), help="JSON file with task, labels and "
+                 "preprocessing (see docs/cli.md); the options above win over it."),
     click.option("--option", "-o", "plugin_options", multiple=True, metavar="KEY=VALUE",
                  help="Plugin-specific option (repeatable)."),
     click.option("--force", is_flag=True, help="Rebuild even when a cached artifact matches."),
@@ -54,7 +69,10 @@ def make_build_options(kw: dict[str, Any]):
     shapes = parse_shapes(kw.pop("shapes"))
     ranges = {k: parse_shapes(kw.pop(k), "--" + k.replace("_", "-")) for k in ("min_shapes", "opt_shapes", "max_shapes")}
     check_ranges(ranges["min_shapes"], ranges["opt_shapes"], ranges["max_shapes"])
+    options = parse_key_values(kw.pop("plugin_options"))
+    meta = _declared_meta(kw, options)
     return BuildOptions(
+        meta=meta,
         model=kw.pop("model"),
         weights=kw.pop("weights"),
         artifact=kw.pop("artifact"),
@@ -67,8 +85,27 @@ def make_build_options(kw: dict[str, Any]):
         simplify=kw.pop("simplify"),
         device=kw.pop("device"),
         force=kw.pop("force"),
-        options=parse_key_values(kw.pop("plugin_options")),
+        options=options,
         data=kw.pop("data"),
         calib_size=kw.pop("calib_size"),
         method=kw.pop("method"),
+    )
+
+
+def _declared_meta(kw: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
+    """The model metadata options (popped from ``kw``); ``-o task=X`` is taken as ``--task X`` for
+    every plugin (and removed from the plugin options)."""
+    from dk.errors import UsageError
+    from dk.model_meta import declared_meta
+
+    task = kw.pop("task")
+    if "task" in options:
+        option_task = options.pop("task")
+        if task is not None and task != option_task:
+            raise UsageError(f"--task {task} and -o task={option_task} disagree; give one")
+        task = option_task
+    return declared_meta(
+        meta_file=kw.pop("model_meta"), task=task, labels=kw.pop("labels"), mean=kw.pop("mean"), std=kw.pop("std"),
+        scale=kw.pop("scale"), channel_order=kw.pop("channel_order"), layout=kw.pop("layout"),
+        resize=kw.pop("resize"), input_size=kw.pop("input_size"),
     )

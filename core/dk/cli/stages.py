@@ -11,11 +11,17 @@ import numpy as np
 from dk import api, pipeline
 from dk.cli import render
 from dk.errors import InputError
+from dk.plugins import get_plugin_manager
 
 
 def export(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
-    with render.step(f"exporting with {plugin} ({precision})", as_json):
-        artifact = pipeline.export(plugin, precision, opts)
+    """int8 goes through the plugin's quantize stage when it has one (as ``dk run quantize``)."""
+    if precision == "int8" and get_plugin_manager().implements(plugin, "dk_quantize"):
+        with render.step(f"quantizing with {plugin} (int8, {opts.method})", as_json):
+            artifact = pipeline.quantize(plugin, opts, precision)
+    else:
+        with render.step(f"exporting with {plugin} ({precision})", as_json):
+            artifact = pipeline.export(plugin, precision, opts)
     return _artifact_result("export", plugin, artifact, as_json)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from dk import api
 from dk.artifacts import MANIFEST_NAME, Artifact
-from dk.errors import InputError, ModelError, StageNotImplemented
+from dk.errors import DkError, InputError, ModelError, StageNotImplemented
 from dk.plugins import MISSING_DEPENDENCY, NO_DEVICE, OK, get_plugin_manager
 from dk.specs import ExportRequest, ModelSource, PluginInfo
 from dk.testing.models import (
@@ -222,6 +222,22 @@ class BackendConformance:
         request = ExportRequest(source=source, out_dir=tmp_path / "out", device=self.device)
         with pytest.raises(ModelError):
             api.export(self.plugin, request)
+
+    def test_export_refuses_a_precision_the_plugin_does_not_list(self, info, tmp_path):
+        """A precision missing from ``dk_describe``'s list is one clear error, and nothing is built
+        (never an artifact of another precision)."""
+        from dk.specs import PRECISIONS
+
+        missing = [p for p in PRECISIONS if p not in info.precisions]
+        if not info.precisions or not missing:
+            pytest.skip(f"plugin {self.plugin!r} lists every precision ({', '.join(info.precisions) or 'none'})")
+        for precision in missing:
+            out = tmp_path / precision
+            request = ExportRequest(source=ModelSource("default", "dk:digitsnet"), out_dir=out,
+                                    precision=precision, device=self.device)
+            with pytest.raises(DkError, match=rf"plugin {self.plugin!r} has no {precision} precision"):
+                api.export(self.plugin, request)
+            assert not out.exists(), f"export of {precision} left {sorted(out.rglob('*'))}"
 
     # -- numerical parity -------------------------------------------------------------------
 

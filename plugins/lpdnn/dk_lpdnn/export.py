@@ -62,7 +62,10 @@ def export_worker(request: ExportRequest, url: str) -> Artifact:
     hw = None
     if inputs and len(inputs[0].shape) == 4 and all(isinstance(d, int) for d in inputs[0].shape[2:]):
         hw = (int(inputs[0].shape[2]), int(inputs[0].shape[3]))
+    from dk.model_meta import merge_meta
+
     meta: dict[str, Any] = params.get("model") if isinstance(params.get("model"), dict) else {}
+    meta = merge_meta(meta, request.source.meta)  # what the user declared (--labels...) wins
     name = artifact_name(model_slug(model), hw, precision, version=str(meta.get("version", "1.0")),
                          variant=str(meta.get("variant", "default")), suffix="http-worker")
     record = {"url": client.url, "model": model, "protocol": "oip-v2", "metadata": metadata}

@@ -26,7 +26,8 @@ def export_ir(request: ExportRequest) -> Artifact:
     src = load_source(request.source, request)
     if src.precision != "fp32":
         raise DkError(f"{request.source.location} is already {src.precision}; export from the fp32 model instead")
-    model = apply_shapes(src.model, request.shapes, request.min_shapes, request.max_shapes, request.dynamic_batch)
+    model = apply_shapes(src.model, request.shapes, request.min_shapes, request.max_shapes, request.dynamic_batch,
+                         request.dynamic_hw)
     inputs, outputs = port_specs(model.inputs), port_specs(model.outputs)
     meta = src.model_meta
     name = model_artifact_name(src.model_name, meta, inputs, request.precision)

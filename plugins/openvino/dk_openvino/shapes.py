@@ -17,8 +17,10 @@ from dk_openvino.runtime import one_line, require_openvino
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-def apply_shapes(model: Any, shapes: Shapes, min_shapes: Shapes, max_shapes: Shapes, dynamic_batch: bool) -> Any:
-    """Reshape ``model`` in place as the request says (nothing to do: returned unchanged)."""
+def apply_shapes(model: Any, shapes: Shapes, min_shapes: Shapes, max_shapes: Shapes, dynamic_batch: bool,
+                 dynamic_hw: bool = False) -> Any:
+    """Reshape ``model`` in place as the request says (nothing to do: returned unchanged); with
+    ``dynamic_hw`` a dynamic height and width of a rank-4 input stay dynamic (``--dynamic-hw``)."""
     if not (shapes or min_shapes or max_shapes or not dynamic_batch):
         return model
     ov = require_openvino()
@@ -38,7 +40,8 @@ def apply_shapes(model: Any, shapes: Shapes, min_shapes: Shapes, max_shapes: Sha
         for axis, dim in enumerate(current):
             lo = min_shapes[name][axis] if name in min_shapes else None
             hi = max_shapes[name][axis] if name in max_shapes else None
-            fixed = _fixed_size(name, axis, dim, shapes.get(name), dynamic_batch)
+            keep_hw = dynamic_hw and axis in (2, 3) and len(current) == 4
+            fixed = None if keep_hw and dim.is_dynamic else _fixed_size(name, axis, dim, shapes.get(name), dynamic_batch)
             if fixed is not None:
                 if (lo is not None and lo != fixed) or (hi is not None and hi != fixed):
                     raise ModelError(

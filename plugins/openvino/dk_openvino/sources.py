@@ -34,10 +34,15 @@ def load_source(source: ModelSource, request: ExportRequest | None = None) -> So
 
     if source.kind == "artifact":
         artifact = Artifact.load(source.path)
+        from dk.model_meta import merge_meta
+
+        found = None
         if artifact.format == FORMAT:
-            return _from_ir_artifact(artifact)
-        if artifact.format == "onnx" and artifact.manifest.get("extra", {}).get("op_domains"):
-            return _from_fused_onnx_artifact(artifact, request)
+            found = _from_ir_artifact(artifact)
+        elif artifact.format == "onnx" and artifact.manifest.get("extra", {}).get("op_domains"):
+            found = _from_fused_onnx_artifact(artifact, request)
+        if found is not None:  # with what the user declared (--labels...) over the artifact's own
+            return attrs.evolve(found, model_meta=merge_meta(found.model_meta, source.meta))
     onnx_model = resolve_onnx(source, request)
     origin = source.kind
     if source.kind == "artifact":
@@ -81,7 +86,7 @@ def _from_fused_onnx_artifact(artifact: Artifact, request: ExportRequest | None)
     options = artifact.manifest.get("options", {})
     shapes = {k: tuple(v) for k, v in (options.get("shapes") or {}).items()}
     apply_shapes(model, shapes, _ranges(options, "min_shapes"), _ranges(options, "max_shapes"),
-                 bool(options.get("dynamic_batch", True)))
+                 bool(options.get("dynamic_batch", True)), bool(options.get("dynamic_hw", False)))
     meta = artifact.model_meta
     source = SourceInfo("artifact", str(artifact.path.resolve()), artifact.manifest["files"][0]["sha256"])
     return SourceModel(model, source, meta, meta.get("name", onnx_model.model_name), original.kind)

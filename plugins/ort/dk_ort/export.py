@@ -48,7 +48,7 @@ def export_onnx(request: ExportRequest) -> Artifact:
     onnx_model = resolve_onnx(request.source, request)
     model = load_onnx(onnx_model.path)
     if request.shapes or not request.dynamic_batch:
-        model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch)
+        model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch, request.dynamic_hw)
     inputs, _ = io_specs(model)
     inputs = with_ranges(inputs, request.min_shapes, request.max_shapes)
     meta = onnx_model.model_meta

@@ -140,7 +140,7 @@ def quantizable_source(source: ModelSource, export: Any = None) -> QuantSource:
     dynamic_batch = bool(options.get("dynamic_batch", True))
     model = load_onnx(resolve_onnx(original).path)
     if shapes or not dynamic_batch:
-        model = set_input_shapes(model, shapes, dynamic_batch)
+        model = set_input_shapes(model, shapes, dynamic_batch, bool(options.get("dynamic_hw", False)))
     return QuantSource(model, original.kind, resolved, ranges)
 
 

@@ -92,7 +92,7 @@ def load_torch_engine(artifact: Artifact, device: str, options: Mapping[str, str
     if precision == "fp16" and not device.startswith("cuda"):
         raise DkError("precision=fp16 in the torch engine needs --device cuda; use fp32 on the CPU")
     _set_threads(options.get("threads"))
-    source = ModelSource(recipe["kind"], recipe["location"], recipe.get("weights"))
+    source = ModelSource(recipe["kind"], recipe["location"], recipe.get("weights"), recipe.get("root", ""))
     if source_sha256(source) != artifact.manifest["source"]["sha256"]:
         raise ModelError(
             f"the torch source of {artifact.path} ({source.location}) changed since it was "

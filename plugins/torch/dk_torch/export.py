@@ -102,7 +102,7 @@ def _build(
         precision="fp32",
         inputs=inputs,
         outputs=outputs,
-        extra={"torch_source": attrs.asdict(plan.source)},
+        extra={"torch_source": attrs.asdict(plan.source, filter=lambda a, _: a.name != "meta")},
     )
 
 

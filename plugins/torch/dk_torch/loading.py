@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import attrs
 
@@ -64,23 +66,37 @@ def plan_source(request: ExportRequest) -> SourcePlan:
         outputs = ["logits"]
         name = meta["name"]
     else:
-        if not request.shapes:
+        shapes = request.shapes or _shapes_from_meta(source.meta)
+        if not shapes:
             raise ModelError(
                 f"{source.kind} model {source.location} needs its input shape: pass --shapes "
-                "input:1x3x224x224 (one name:shape per input, in forward() order)"
+                "input:1x3x224x224 (one name:shape per input, in forward() order) or --input-size 224"
             )
-        shapes = request.shapes
         outputs = [
             n.strip() for n in request.options.get("output_names", "").split(",") if n.strip()
         ]
         outputs = outputs or [DEFAULT_OUTPUT]
         name = _model_name(source)
         meta = {"name": name, "task": request.options.get("task", "unknown")}
-    name = model_slug(request.options.get("name", name))
+    from dk.model_meta import merge_meta
+
+    meta = merge_meta(meta, source.meta)
+    name = model_slug(request.options.get("name", meta.get("name", name)))
     meta = {**meta, "name": name}
     inputs = [TensorSpec(n, tuple(int(d) for d in s), "float32") for n, s in shapes.items()]
     info = SourceInfo(source.kind, source.location, source_sha256(source))
     return SourcePlan(source, name, inputs, outputs, info, meta)
+
+
+def _shapes_from_meta(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """``--input-size HxW`` alone: one image input ``input`` of batch 1, 3 channels (1 for gray)."""
+    pre = meta.get("preprocessing") or {}
+    if not pre.get("size"):
+        return {}
+    height, width = (int(d) for d in pre["size"])
+    channels = 1 if pre.get("colour") == "gray" else 3
+    nhwc = str(pre.get("layout", "NCHW")).upper() == "NHWC"
+    return {DEFAULT_INPUT: (1, height, width, channels) if nhwc else (1, channels, height, width)}
 
 
 def source_sha256(source: ModelSource) -> str:
@@ -90,7 +106,7 @@ def source_sha256(source: ModelSource) -> str:
 
         return sha256_file(WEIGHTS_PATH)
     if source.kind == "torch-callable":
-        module_file = _module_file(source.location)
+        module_file = _module_file(source)
         return sha256_json(
             {
                 "factory": source.location,
@@ -119,7 +135,7 @@ def load_module(source: ModelSource) -> "nn.Module":
 
         return digits_net()
     if source.kind == "torch-callable":
-        module = _call_factory(source.location)
+        module = _call_factory(source)
     elif source.kind == "torchscript":
         try:
             module = torch.jit.load(str(_existing(source.location, "model")), map_location="cpu")
@@ -171,6 +187,11 @@ def load_weights(module: "nn.Module", path: str, model: str) -> None:
         except Exception as exc:
             raise ModelError(f"cannot read safetensors weights {path}: {_first_line(exc)}") from exc
     else:
+        if not _looks_like_torch_save(file):
+            raise ModelError(
+                f"weights file {path} is not a torch.save file (nor .safetensors); save the weights "
+                "with torch.save(model.state_dict(), path)"
+            )
         try:
             state = torch.load(str(file), weights_only=True, map_location="cpu")
         except pickle.UnpicklingError as exc:
@@ -179,10 +200,11 @@ def load_weights(module: "nn.Module", path: str, model: str) -> None:
                 "weights_only-safe files are accepted (save with torch.save(model.state_dict(), "
                 "path)), or use .safetensors"
             ) from exc
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        except Exception as exc:  # the unpickler raises IndexError, KeyError... for foreign bytes
             raise ModelError(
-                f"cannot read weights file {path} (truncated or not torch.save?): "
-                f"{_first_line(exc)}"
+                f"cannot read weights file {path}: it is not a torch.save file or it is truncated "
+                f"({type(exc).__name__}: {_first_line(exc)}); save it with "
+                "torch.save(model.state_dict(), path) or use .safetensors"
             ) from exc
     state = _state_dict(state, path)
     _check_keys(module, state, path, model)
@@ -195,6 +217,13 @@ def load_weights(module: "nn.Module", path: str, model: str) -> None:
         raise ModelError(
             f"weights file {path} does not fit the model from {model}: {detail}"
         ) from exc
+
+
+def _looks_like_torch_save(file: Path) -> bool:
+    """torch.save writes a zip archive (torch >= 1.6) or, legacy, a pickle (protocol byte 0x80)."""
+    with open(file, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _state_dict(obj: Any, path: str) -> dict[str, Any]:
@@ -229,18 +258,47 @@ def _check_keys(module: "nn.Module", state: dict[str, Any], path: str, model: st
         raise ModelError(
             f"weights file {path} does not match the model from {model}: {'; '.join(parts)}"
         )
+    current = module.state_dict()
+    for key, tensor in state.items():
+        have, want = tuple(tensor.shape), tuple(current[key].shape)
+        if have != want:
+            raise ModelError(
+                f"weights file {path} does not fit the model from {model}: {key} has shape "
+                f"{list(have)} in the file but {list(want)} in the model"
+            )
 
 
-def _call_factory(location: str) -> "nn.Module":
+@contextlib.contextmanager
+def _import_root(root: str) -> Iterator[None]:
+    """Import with ``root`` first on ``sys.path`` (as ``python -m`` puts the current directory)."""
+    if not root:
+        yield
+        return
+    sys.path.insert(0, root)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        if sys.path and sys.path[0] == root:
+            sys.path.pop(0)
+
+
+def _where(source: ModelSource) -> str:
+    return f"in {source.root} or on PYTHONPATH" if source.root else "on PYTHONPATH"
+
+
+def _call_factory(source: ModelSource) -> "nn.Module":
     from torch import nn
 
+    location = source.location
     module_name, _, attr = location.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        with _import_root(source.root):
+            module = importlib.import_module(module_name)
     except Exception as exc:
         raise ModelError(
             f"cannot import module {module_name!r} for --model {location} ({type(exc).__name__}: "
-            f"{_first_line(exc)}); is it on PYTHONPATH?"
+            f"{_first_line(exc)}); is it {_where(source)}?"
         ) from exc
     factory = getattr(module, attr, None)
     if not callable(factory):
@@ -258,16 +316,19 @@ def _call_factory(location: str) -> "nn.Module":
     return model
 
 
-def _module_file(location: str) -> Path | None:
+def _module_file(source: ModelSource) -> Path | None:
     """The file that defines the factory's module, found without running it (None for builtins)."""
+    location = source.location
     module_name = location.partition(":")[0]
     try:
-        spec = importlib.util.find_spec(module_name)
+        with _import_root(source.root):
+            spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
         spec = None
     if spec is None:
         raise ModelError(
-            f"cannot find module {module_name!r} for --model {location}; is it on PYTHONPATH?"
+            f"cannot find module {module_name!r} for --model {location}; is it {_where(source)}? "
+            "(run dk from the folder that holds it, or set PYTHONPATH)"
         )
     origin = Path(spec.origin) if spec.origin and spec.has_location else None
     return origin if origin and origin.is_file() else None
@@ -278,7 +339,8 @@ def _absolute(source: ModelSource) -> ModelSource:
     if source.kind in ("torchscript", "torch-export"):
         location = str(Path(location).resolve())
     weights = str(Path(source.weights).resolve()) if source.weights else None
-    return ModelSource(source.kind, location, weights)
+    root = str(Path(source.root).resolve()) if source.root else ""
+    return attrs.evolve(source, location=location, weights=weights, root=root)
 
 
 def _existing(path: str | None, what: str) -> Path:

@@ -75,7 +75,7 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
     ranges = bool(request.min_shapes or request.opt_shapes or request.max_shapes)
     dynamic_batch = request.dynamic_batch and not (dla_core is not None and not ranges)  # DLA: static shapes
     if request.shapes or not dynamic_batch:
-        model = set_input_shapes(model, dict(request.shapes), dynamic_batch)
+        model = set_input_shapes(model, dict(request.shapes), dynamic_batch, request.dynamic_hw and dla_core is None)
     inputs, _ = io_specs(model)
     profiles = profiles_for(inputs, request.min_shapes, request.opt_shapes, request.max_shapes)
     check_dla_shapes(dla_core, profiles)
