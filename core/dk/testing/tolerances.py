@@ -188,3 +188,21 @@ def compare_outputs(
         failures.append(f"candidate lacks output(s) {missing}; it has {sorted(cand)}")
     outputs = {name: compare_output(name, ref[name], cand[name], tolerance) for name in ref if name in cand}
     return ComparisonResult(precision, tolerance, outputs, tuple(failures))
+
+
+def assert_outputs_close(
+    candidate: Mapping[str, Any] | np.ndarray,
+    reference: Mapping[str, Any] | np.ndarray,
+    precision: str = "fp32",
+    what: str = "candidate",
+) -> ComparisonResult:
+    """Raise ``AssertionError`` (with every output's errors) unless ``candidate`` is within the
+    magnitude-scaled tolerance of ``precision`` of ``reference``; return the comparison.
+
+    Use it instead of a fixed ``atol`` whenever two engines (or two kernels) compute the same
+    outputs: their float rounding differs with the CPU's instruction set, by an amount that grows
+    with the outputs' magnitude."""
+    result = compare_outputs(reference, candidate, precision)
+    if not result.passed:
+        raise AssertionError(f"{what} differs from the reference beyond {precision} tolerance:\n{result.summary()}")
+    return result
