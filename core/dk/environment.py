@@ -77,10 +77,11 @@ def platform_facts(manager: Any) -> dict[str, Any]:
 
 
 def collect(manager: Any = None, cwd: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The whole record: OS, CPU, memory, Python, libraries, dk and plugins, git, platform facts."""
+    """The whole record: OS, CPU (with its int8-relevant ISA flags), memory, Python, libraries, dk and plugins, git, platform facts."""
     import psutil
 
     from dk import __version__
+    from dk.cpu_isa import isa_record
 
     if manager is None:
         from dk.plugins import get_plugin_manager
@@ -90,6 +91,7 @@ def collect(manager: Any = None, cwd: str | os.PathLike | None = None) -> dict[s
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_isa": isa_record(),
         "cpu_cores": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 2),
         "python": sys.version.split()[0],
