@@ -4,11 +4,16 @@ int8 kernels on x86 differ by ISA: with VNNI (``avx512_vnni``, ``avx_vnni``) or 
 u8 x s8 products in 32 bits; without it (AVX2, plain AVX-512) ONNX Runtime uses ``vpmaddubsw``,
 whose 16-bit pair sums saturate when weights use all 8 bits. ONNX Runtime's documentation
 recommends quantizing weights to 7 bits (``reduce_range``) on such CPUs.
+
+``DK_CPU_FLAGS="sse4_1 avx2 fma"`` replaces the flags read from ``/proc/cpuinfo``: under an
+emulator (``qemu-x86_64 -cpu EPYC-Rome``) that file still describes the host, while the engines'
+CPUID sees the emulated CPU.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -23,7 +28,9 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """Every flag of the first CPU in ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on ARM);
-    empty where that file does not exist."""
+    empty where that file does not exist. ``DK_CPU_FLAGS`` (space or comma separated) wins."""
+    if (override := os.environ.get("DK_CPU_FLAGS")) is not None:
+        return frozenset(override.replace(",", " ").split())
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
