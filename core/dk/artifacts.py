@@ -167,16 +167,32 @@ def artifact_name(
 
 def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[TensorSpec], precision: str,
                         suffix: str = "") -> str:
-    """:func:`artifact_name` with the size of the first input and the version and variant that the
-    model's manifest section declares (``1.0`` and ``default`` when it does not)."""
+    """:func:`artifact_name` with the size of the first input, the version and variant that the
+    model's manifest section declares (``1.0`` and ``default`` when it does not), and the batch
+    tag of :func:`batch_tag` before ``suffix``, so static, dynamic and bounded exports of one
+    model get distinct folders."""
+    tag = batch_tag(inputs[0]) if inputs else ""
     return artifact_name(
         model,
         input_hw(inputs[0]) if inputs else None,
         precision,
         version=str(meta.get("version", "1.0")),
         variant=str(meta.get("variant", "default")),
-        suffix=suffix,
+        suffix="_".join(part for part in (tag, suffix) if part),
     )
+
+
+def batch_tag(spec: TensorSpec) -> str:
+    """How the first input's batch axis is fixed: ``""`` when dynamic (the common case keeps the
+    plain name), ``batch4`` when static, ``batch1-8`` when bounded by min/max shapes."""
+    if not spec.shape:
+        return ""
+    batch = spec.shape[0]
+    if isinstance(batch, int):
+        return f"batch{batch}"
+    if spec.min_shape and spec.max_shape:
+        return f"batch{spec.min_shape[0]}-{spec.max_shape[0]}"
+    return ""
 
 
 def input_hw(spec: TensorSpec) -> tuple[int, int] | None:
