@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from dk.artifacts import Artifact, BuiltModel, SourceInfo, build_artifact
 from dk.specs import TensorSpec

@@ -13,8 +13,8 @@ from dk import api
 from dk.artifacts import sha256_file
 from dk.default_model import WEIGHTS_PATH, load_split
 from dk.errors import DkError, InputError, MissingDependency, ModelError
-from dk.testing.tolerances import assert_outputs_close
 from dk.specs import ExportRequest, ModelSource
+from dk.testing.tolerances import assert_outputs_close
 from dk_torch.models import digits_net
 
 ort = pytest.importorskip(

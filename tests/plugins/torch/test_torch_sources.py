@@ -10,8 +10,8 @@ import torch
 
 from dk import api
 from dk.errors import MissingDependency, ModelError
-from dk.testing.tolerances import assert_outputs_close
 from dk.specs import ExportRequest, ModelSource
+from dk.testing.tolerances import assert_outputs_close
 
 ort = pytest.importorskip(
     "onnxruntime", reason="ONNX parity checks need onnxruntime: pip install onnxruntime"
