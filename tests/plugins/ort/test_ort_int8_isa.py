@@ -60,13 +60,18 @@ def test_off_x86_full_8_bit_weights(monkeypatch):
     assert cpu_isa.int8_isa() == "aarch64"
 
 
-def test_flags_come_from_proc_cpuinfo():
+def test_flags_come_from_proc_cpuinfo(monkeypatch):
+    monkeypatch.delenv("DK_CPU_FLAGS", raising=False)
     cpu_isa.cpu_flags.cache_clear()
     flags = cpu_isa.cpu_flags()
     text = open("/proc/cpuinfo").read()
     line = next(li for li in text.splitlines() if li.split(":")[0].strip() in ("flags", "Features"))
     assert flags == frozenset(line.split(":", 1)[1].split())
     assert cpu_isa.int8_flags() == [f for f in cpu_isa.INT8_FLAGS if f in flags]
+    cpu_isa.cpu_flags.cache_clear()
+    monkeypatch.setenv("DK_CPU_FLAGS", "sse4_1,avx2 fma")
+    assert cpu_isa.cpu_flags() == {"sse4_1", "avx2", "fma"} and cpu_isa.int8_isa() in ("avx2", "x86_64", "aarch64")
+    cpu_isa.cpu_flags.cache_clear()
 
 
 def _weights(artifact) -> list[np.ndarray]:
