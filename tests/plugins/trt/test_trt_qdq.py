@@ -73,3 +73,17 @@ def test_preparing_twice_changes_nothing_more(ort_qdq):
 
 def test_a_float_model_has_no_qdq_nodes():
     assert count_qdq(onnx.load(str(ONNX_PATH))) == 0
+
+
+def test_tensorrt_ptq_keeps_8_bit_weights_whatever_the_host_cpu(monkeypatch, tmp_path):
+    """On an x86 host without VNNI the ort plugin alone would pick 7-bit weights (issue 13); the
+    Q/DQ model made for TensorRT must not depend on the host CPU."""
+    from dk import cpu_isa
+    from dk.artifacts import Artifact
+    from dk_trt.quantize import ptq_source
+
+    monkeypatch.setattr(cpu_isa, "cpu_flags", lambda: frozenset({"sse4_1", "avx2", "fma"}))
+    monkeypatch.setattr(cpu_isa.platform, "machine", lambda: "x86_64")
+    request = QuantizeRequest(source=parse_model_arg(None), out_dir=tmp_path, calibration=calibration_feeds())
+    options = Artifact.load(ptq_source(request).path).manifest["options"]
+    assert (options["reduce_range"], options["activations"]) == (False, "int8"), options
