@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,6 +16,7 @@ from dk.errors import InputError, ModelError, StageNotImplemented
 from dk.plugins import MISSING_DEPENDENCY, NO_DEVICE, OK, get_plugin_manager
 from dk.specs import ExportRequest, ModelSource, PluginInfo
 from dk.testing.dependencies import declared_import_names
+from dk.testing.probes import heavy_imports, run_cli
 from dk.testing.models import (
     DefaultModelRuns, default_io, eval_split, read_only, reference_eval_outputs, top1_accuracy,
 )
@@ -25,37 +24,6 @@ from dk.testing.tolerances import check_declared_outputs, compare_outputs
 
 HEAVY_MODULES = ("torch", "tensorrt", "openvino", "onnxruntime")
 REDUCED_PRECISIONS = ("fp16", "int8")
-_IMPORT_PROBE = (
-    "import importlib, json, os, sys\n"
-    "name, module, heavy = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
-    "import dk.hooks, dk.specs\n"
-    "before = set(sys.modules)  # what dk itself loads is not the plugin's cost\n"
-    "importlib.import_module(module)\n"
-    "imported = sorted(m for m in heavy if m in sys.modules and m not in before)\n"
-    "os.environ['DK_LOAD_PLUGINS'] = name\n"
-    "from dk import api, plugins\n"
-    "described = None\n"
-    "if name in plugins.get_plugin_manager().records:  # not when registered in-process only\n"
-    "    api.describe(name, probe=False)\n"
-    "    described = sorted(m for m in heavy if m in sys.modules)\n"
-    "print(json.dumps({'import': imported, 'describe': described}))\n"
-)
-
-
-#: Runs a dk command in a fresh interpreter; a plugin registered in-process only (not through an
-#: entry point) is registered from its record's ``module[:attribute]``.
-_CLI_PROBE = (
-    "import importlib, sys\n"
-    "name, module, args = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
-    "from dk.plugins import get_plugin_manager\n"
-    "manager = get_plugin_manager()\n"
-    "if name not in manager.records:\n"
-    "    path, _, attr = module.partition(':')\n"
-    "    plugin = importlib.import_module(path)\n"
-    "    manager.register(getattr(plugin, attr) if attr else plugin, name)\n"
-    "from dk.cli import main\n"
-    "sys.exit(main(args))\n"
-)
 
 
 def require_plugin(name: str) -> PluginInfo:
@@ -152,12 +120,8 @@ class BackendConformance:
     def test_import_and_describe_load_no_heavy_library(self, info):
         module = get_plugin_manager().records[self.plugin].module.split(":")[0]
         heavy = self._heavy_modules()
-        proc = subprocess.run(
-            [sys.executable, "-c", _IMPORT_PROBE, self.plugin, module, *heavy],
-            capture_output=True, text=True, timeout=120,
-        )
+        proc, found = heavy_imports(self.plugin, module, heavy)
         assert proc.returncode == 0, f"importing {module} in a fresh interpreter failed:\n{proc.stderr[-2000:]}"
-        found = json.loads(proc.stdout.strip().splitlines()[-1])
         assert found["import"] == [], (
             f"importing {module} imported {found['import']} at module level (checked: {list(heavy)}); "
             "import them inside the hook functions")
@@ -166,8 +130,7 @@ class BackendConformance:
     def test_json_stage_prints_one_json_document_on_stdout(self, info, tmp_path):
         record = get_plugin_manager().records[self.plugin]
         args = ["run", "export", "--plugin", self.plugin, "--device", self.device, "--out", str(tmp_path), "--json"]
-        proc = subprocess.run([sys.executable, "-c", _CLI_PROBE, self.plugin, record.module, *args],
-                              capture_output=True, text=True, timeout=600)
+        proc = run_cli(self.plugin, record.module, args)
         assert proc.returncode == 0, f"dk {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}"
         try:
             document = json.loads(proc.stdout)
