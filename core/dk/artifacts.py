@@ -8,19 +8,23 @@ the final path; when it matches and the files are intact the artifact is reused.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import glob
 import hashlib
 import json
 import os
 import platform
 import shutil
+import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
 from dk.errors import ModelError
+from dk.manifest import check_member_path, validate_manifest
 from dk.specs import TensorSpec
 
 MANIFEST_NAME = "dk.json"
@@ -110,8 +114,9 @@ class Artifact:
             raise ModelError(f"{manifest_path} is not valid JSON ({exc}); re-export the artifact") from None
         if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
             raise ModelError(f"{manifest_path} is not a {MANIFEST_SCHEMA} manifest; re-export the artifact")
+        validate_manifest(manifest, path)
         artifact = cls(path=path, manifest=manifest)
-        for entry in manifest.get("files", []):
+        for entry in manifest["files"]:
             if not (path / entry["name"]).is_file():
                 raise ModelError(f"artifact {path} is missing its file {entry['name']}; re-export it")
         return artifact
@@ -120,7 +125,7 @@ class Artifact:
         """Raise :class:`ModelError` when a file differs from what the manifest recorded
         (truncated, corrupted or replaced since the build)."""
         for entry in self.manifest.get("files", []):
-            file = self.path / entry["name"]
+            file = check_member_path(self.path, entry["name"])
             if not file.is_file():
                 raise ModelError(f"artifact {self.path} is missing its file {entry['name']}; re-export it")
             if file.stat().st_size != entry["size"] or sha256_file(file) != entry["sha256"]:
@@ -162,16 +167,32 @@ def artifact_name(
 
 def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[TensorSpec], precision: str,
                         suffix: str = "") -> str:
-    """:func:`artifact_name` with the size of the first input and the version and variant that the
-    model's manifest section declares (``1.0`` and ``default`` when it does not)."""
+    """:func:`artifact_name` with the size of the first input, the version and variant that the
+    model's manifest section declares (``1.0`` and ``default`` when it does not), and the batch
+    tag of :func:`batch_tag` before ``suffix``, so static, dynamic and bounded exports of one
+    model get distinct folders."""
+    tag = batch_tag(inputs[0]) if inputs else ""
     return artifact_name(
         model,
         input_hw(inputs[0]) if inputs else None,
         precision,
         version=str(meta.get("version", "1.0")),
         variant=str(meta.get("variant", "default")),
-        suffix=suffix,
+        suffix="_".join(part for part in (tag, suffix) if part),
     )
+
+
+def batch_tag(spec: TensorSpec) -> str:
+    """How the first input's batch axis is fixed: ``""`` when dynamic (the common case keeps the
+    plain name), ``batch4`` when static, ``batch1-8`` when bounded by min/max shapes."""
+    if not spec.shape:
+        return ""
+    batch = spec.shape[0]
+    if isinstance(batch, int):
+        return f"batch{batch}"
+    if spec.min_shape and spec.max_shape:
+        return f"batch{spec.min_shape[0]}-{spec.max_shape[0]}"
+    return ""
 
 
 def input_hw(spec: TensorSpec) -> tuple[int, int] | None:
@@ -207,22 +228,85 @@ def _reusable(final: Path, key: str) -> Artifact | None:
         return None
     try:
         artifact.verify()
-    except ModelError:
+    except (ModelError, OSError):  # OSError: a concurrent build swapped the folder while we read it
         return None
     artifact.reused = True
     return artifact
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished folder ``tmp`` to ``final``, replacing what was there, without a gap
-    in which ``final`` holds a partial artifact."""
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, trash)
+    """Move the finished folder ``tmp`` to ``final``, replacing what was there.
+
+    Where the OS can swap two folders atomically (Linux ``renameat2(RENAME_EXCHANGE)``) readers
+    never see ``final`` missing; elsewhere the old folder is renamed aside first. Callers hold the
+    artifact's build lock, so no other writer renames ``final`` meanwhile."""
+    if not final.exists():
         os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+        return
+    if _exchange(tmp, final):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old artifact
+        return
+    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(final, trash)
+    os.replace(tmp, final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux's ``renameat2(RENAME_EXCHANGE)``; False where unsupported."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def build_lock(final: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the artifact folder ``final`` (the file ``.NAME.lock`` beside
+    it), so that concurrent builds of one artifact, in threads or processes, take turns.
+
+    The holder deletes the lock file before releasing it; a waiter that then finds its locked
+    file gone (or replaced) opens the new one, so the lock file never outlives the builds. The OS
+    releases the lock of a killed build; its file is removed by the next build."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; builds still replace atomically
+        yield
+        return
+    lock = final.with_name(f".{final.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed this file: lock the current one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)  # releases the lock
+
+
+def remove_leftovers(final: Path) -> list[str]:
+    """Delete the ``.NAME.tmp-*`` and ``.NAME.old-*`` folders that killed builds of ``final`` left
+    behind; call only under :func:`build_lock`, when no live build of it has one. Returns their names."""
+    removed = []
+    for prefix in (f".{final.name}.tmp-", f".{final.name}.old-"):
+        for leftover in final.parent.glob(glob.escape(prefix) + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover.name)
+    return removed
 
 
 def build_artifact(
@@ -239,6 +323,10 @@ def build_artifact(
 ) -> Artifact:
     """Build (or reuse) the artifact ``out_dir/plugin/name``.
 
+    Safe under concurrency: builds of one artifact take turns under :func:`build_lock`, a build
+    waiting for another reuses its result when the cache key matches (unless ``force``), and
+    folders left by killed builds are removed.
+
     :param build: Writes the model file(s) into the folder it is given and describes them.
     """
     key = cache_key(plugin, source.sha256, build_options, tool_versions)
@@ -247,7 +335,16 @@ def build_artifact(
     # declared model metadata (labels, pre-processing) must reach the manifest: reuse only when it matches
     if cached is not None and cached.model_meta == json.loads(json.dumps(dict(model_meta), default=str)):
         return cached
-    final.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(final):
+        if not force and (cached := _reusable(final, key)) is not None:
+            return cached  # built by the writer we waited for
+        remove_leftovers(final)
+        return _build_into(final, name, plugin, key, source, build_options, tool_versions, model_meta, build)
+
+
+def _build_into(final: Path, name: str, plugin: str, key: str, source: SourceInfo,
+                build_options: Mapping[str, Any], tool_versions: Mapping[str, str],
+                model_meta: Mapping[str, Any], build: Callable[[Path], BuiltModel]) -> Artifact:
     tmp = final.with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:

@@ -42,10 +42,9 @@ def cpu_isa(flags_text: str | None = None) -> list[str]:
     """The speed-relevant ISA extensions of this CPU (``["avx2", "avx512f", "avx512_vnni"]``), in
     :data:`ISA_FLAGS` order; ``flags_text`` is a ``/proc/cpuinfo`` text (default: this machine's)."""
     if flags_text is None:
-        try:
-            flags_text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
+        from dk.cpu_isa import cpu_flags
+
+        return [flag for flag in ISA_FLAGS if flag in cpu_flags()]
     present: set[str] = set()
     for line in flags_text.splitlines():
         key, sep, value = line.partition(":")
@@ -98,10 +97,11 @@ def platform_facts(manager: Any) -> dict[str, Any]:
 
 
 def collect(manager: Any = None, cwd: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The whole record: OS, CPU, memory, Python, libraries, dk and plugins, git, platform facts."""
+    """The whole record: OS, CPU (with its int8-relevant ISA flags), memory, Python, libraries, dk and plugins, git, platform facts."""
     import psutil
 
     from dk import __version__
+    from dk.cpu_isa import isa_record
 
     if manager is None:
         from dk.plugins import get_plugin_manager
@@ -111,7 +111,7 @@ def collect(manager: Any = None, cwd: str | os.PathLike | None = None) -> dict[s
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
-        "cpu_isa": cpu_isa(),
+        "cpu_isa": isa_record(),
         "cpu_cores": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 2),
         "python": sys.version.split()[0],

@@ -37,11 +37,13 @@ def dk_export(request):
 
 class ReferenceEngine(Engine):
     def __init__(self, artifact):
+        from dk.onnx_io import load_onnx
         from onnx.reference import ReferenceEvaluator
 
         self.name, self.inputs, self.outputs = "onnxref", artifact.inputs, artifact.outputs
         self._check = InputChecker(self.inputs)
-        self._session = ReferenceEvaluator(str(artifact.model_file))
+        # load_onnx turns a corrupt or truncated file into one clear dk.errors.ModelError
+        self._session = ReferenceEvaluator(load_onnx(artifact.model_file))
 
     def infer(self, inputs):
         self._check(inputs)

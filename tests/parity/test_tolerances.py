@@ -136,3 +136,21 @@ def test_tolerances_import_without_pytest_or_hypothesis():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_assert_outputs_close_accepts_isa_rounding_on_large_logits_and_names_a_real_difference():
+    """Logits of magnitude ~18 that differ by 1.6e-5 (relative 1e-6, as AVX2 and AVX-512 kernels
+    do) are equal at fp32; a fixed atol=1e-5 would call them different."""
+    from dk.testing.tolerances import assert_outputs_close
+
+    rng = np.random.default_rng(0)
+    reference = (rng.standard_normal((360, 10)) * 6).astype(np.float32)
+    reference[0, 0] = 18.0
+    candidate = reference.copy()
+    candidate[0, 0] += 1.6e-5
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(candidate, reference, atol=1e-5, rtol=0)
+    assert assert_outputs_close(candidate, reference).passed
+    with pytest.raises(AssertionError, match=r"(?s)ort differs from the reference beyond fp32 tolerance:\n.*"
+                                             r"10 of 3600 elements outside"):
+        assert_outputs_close(candidate + np.eye(360, 10, dtype=np.float32), reference, what="ort")

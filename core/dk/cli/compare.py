@@ -45,7 +45,9 @@ def compare(plugin_list: str, samples: int | None, **kw: Any) -> None:
         ])
     if not report["passed"]:
         failed = sorted({r["engine"] for r in report["rows"] if not r["passed"]})
-        raise ToleranceExceeded(f"outside tolerance: {', '.join(failed)} (vs {report['reference']})")
+        first = next((f"{r['engine']} {r['output']}: {r['failures'][0]}" for r in report["rows"] if r["failures"]), "")
+        raise ToleranceExceeded(f"outside tolerance: {', '.join(failed)} (vs {report['reference']})"
+                                + (f"; first: {first}" if first else ""))
 
 
 def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, quiet: bool) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, q
     from dk.testing.tolerances import compare_outputs
 
     outputs: list[dict] = []
+    declared: list[list] = []  # each engine's output specs: a dtype other than declared fails
     data = None
     for plugin, precision in engines:
         with render.step(f"building and running {plugin} ({precision})", quiet):
@@ -63,10 +66,11 @@ def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, q
                 if data is None:
                     data = pipeline.eval_data(opts, engine, limit=samples)
                 outputs.append(pipeline.run_all(engine, data.x))
+                declared.append(list(engine.outputs))
     reference_name = f"{engines[0][0]}:{engines[0][1]}"
     rows = []
-    for (plugin, precision), candidate in zip(engines[1:], outputs[1:]):
-        result = compare_outputs(outputs[0], candidate, precision)
+    for (plugin, precision), candidate, specs in zip(engines[1:], outputs[1:], declared[1:]):
+        result = compare_outputs(outputs[0], candidate, precision, declared=specs)
         rows += [{"engine": f"{plugin}:{precision}", **row} for row in comparison_rows(result)]
     count = len(next(iter(outputs[0].values())))
     return {

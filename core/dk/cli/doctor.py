@@ -11,6 +11,8 @@ def gather(probe: bool) -> dict:
     import sys
 
     from dk import __version__, api
+    from dk.cpu_isa import isa_record
+    from dk.environment import cpu_model
     from dk.plugins import OK, get_plugin_manager
 
     manager = get_plugin_manager()
@@ -47,6 +49,7 @@ def gather(probe: bool) -> dict:
         "dk": __version__,
         "python": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": {"model": cpu_model(), **isa_record()},
         "probe": probe,
         "plugins": plugins,
     }

@@ -52,6 +52,10 @@ def doctor_table(report: dict) -> None:
             ",".join(p.get("precisions", [])), ",".join(p.get("devices", [])), notes,
         )
     out.print(table)
+    if cpu := report.get("cpu"):
+        vnni = "with VNNI" if cpu["vnni"] else "no VNNI: int8 weights use 7 bits (reduce_range) by default"
+        out.print(f"CPU {cpu['model']}: int8 path {cpu['int8_isa']} ({vnni}); flags {' '.join(cpu['flags']) or '-'}",
+                  highlight=False)
 
 
 def artifact_summary(title: str, artifact: dict) -> None:
@@ -63,6 +67,8 @@ def artifact_summary(title: str, artifact: dict) -> None:
     table.add_row("files", ", ".join(f"{f['name']} ({f['size'] / 1024:.1f} KiB)" for f in artifact["files"]))
     for key in ("inputs", "outputs"):
         table.add_row(key, "; ".join(f"{s['name']} {s['shape']} {s['dtype']}" for s in artifact[key]))
+    for line in artifact.get("extra", {}).get("notes", []):
+        table.add_row("note", line)
     out.print(table)
 
 

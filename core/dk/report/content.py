@@ -111,8 +111,15 @@ def _cpu_words(document: dict[str, Any]) -> str:
     env = document.get("environment") or {}
     if not env.get("cpu"):
         return ""
-    isa = env.get("cpu_isa")
+    isa = isa_flags(env)
     return f" on {env['cpu']}" + (f" ({', '.join(isa)})" if isa else "")
+
+
+def isa_flags(env: dict[str, Any]) -> list[str]:
+    """The CPU's ISA flags from an environment record: ``cpu_isa`` is ``{int8_isa, flags, vnni}``
+    (older results: a plain list of flags)."""
+    isa = env.get("cpu_isa") or []
+    return list(isa.get("flags", [])) if isinstance(isa, dict) else list(isa)
 
 
 def model_title(model: dict[str, Any]) -> str:
@@ -252,7 +259,7 @@ def _model(model: dict[str, Any]) -> Section:
 def _environment(env: dict[str, Any]) -> Section:
     rows = [[k, fmt(env.get(k))] for k in ("os", "cpu", "cpu_cores", "ram_gib", "python", "dk", "date")]
     if env.get("cpu_isa") is not None:  # speed figures depend on these: AVX2-only vs AVX-512 VNNI
-        rows.insert(2, ["cpu_isa", ", ".join(env["cpu_isa"]) or "none of " + "/".join(("avx2", "avx512f", "neon"))])
+        rows.insert(2, ["cpu_isa", ", ".join(isa_flags(env)) or "none of " + "/".join(("avx2", "avx512f", "neon"))])
     git = env.get("git")
     rows.append(["git", f"{git['commit'][:12]}{' (dirty)' if git['dirty'] else ''}" if git else "-"])
     rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in (env.get("libraries") or {}).items())])

@@ -59,8 +59,16 @@ def calibration_feeds(batch: int = 32):
     return lambda: ({name: x[i : i + batch]} for i in range(0, len(x), batch))
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array``: an engine that writes into its inputs fails loudly."""
+    view = np.asarray(array).view()
+    view.setflags(write=False)
+    return view
+
+
 def run_batched(engine: Engine, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Run ``x`` through a one-input engine in batches it accepts; outputs as float32."""
+    """Run ``x`` through a one-input engine in batches it accepts, each a read-only array;
+    outputs keep the dtype the engine returned (nothing is cast before it is checked)."""
     spec = engine.inputs[0]
     dim = spec.shape[0]
     if isinstance(dim, int):
@@ -73,9 +81,9 @@ def run_batched(engine: Engine, x: np.ndarray) -> dict[str, np.ndarray]:
         n = len(chunk)
         if isinstance(dim, int) and n < dim:  # a fixed batch: pad the last chunk, drop the padding
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], dim - n, axis=0)])
-        out = engine.infer({spec.name: np.ascontiguousarray(chunk, dtype=np.dtype(spec.dtype))})
+        out = engine.infer({spec.name: read_only(np.ascontiguousarray(chunk, dtype=np.dtype(spec.dtype)))})
         parts.append({k: np.asarray(v)[:n] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]).astype(np.float32) for k in parts[0]}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def top1_accuracy(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:

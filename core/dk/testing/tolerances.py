@@ -10,7 +10,7 @@ agreement for 2-D outputs and cosine similarity.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -170,15 +170,45 @@ def _as_outputs(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {"output": value}
 
 
+def check_declared_outputs(outputs: Mapping[str, Any], declared: Sequence[Any], batch: int | None = None) -> list[str]:
+    """What is wrong with ``outputs`` against the engine's declared output specs (objects with
+    ``name``, ``shape``, ``dtype``: :class:`dk.specs.TensorSpec`): a missing output, a dtype other
+    than the declared one (no casting first), a rank or fixed dimension that differs, a dynamic
+    batch axis that is not ``batch``. Empty when everything matches."""
+    failures = []
+    for spec in declared:
+        if spec.name not in outputs:
+            failures.append(f"declared output {spec.name!r} is missing; the engine returned {sorted(outputs)}")
+            continue
+        value = outputs[spec.name]
+        dtype = str(getattr(value, "dtype", type(value).__name__))
+        if dtype != spec.dtype:
+            failures.append(f"output {spec.name!r} is {dtype}, but the engine declares {spec.dtype}")
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(spec.shape):
+            failures.append(f"output {spec.name!r} has shape {list(shape)}, rank {len(shape)}; the engine declares "
+                            f"{list(spec.shape)}")
+            continue
+        for axis, (got, want) in enumerate(zip(shape, spec.shape)):
+            if isinstance(want, int) and got != want:
+                failures.append(f"output {spec.name!r} axis {axis} is {got}, but the engine declares {want}")
+            elif axis == 0 and isinstance(want, str) and batch is not None and got != batch:
+                failures.append(f"output {spec.name!r} batch axis is {got} for a batch of {batch}")
+    return failures
+
+
 def compare_outputs(
     reference: Mapping[str, Any] | np.ndarray,
     candidate: Mapping[str, Any] | np.ndarray,
     precision: str = "fp32",
     tolerance: Tolerance | None = None,
+    declared: Sequence[Any] | None = None,
 ) -> ComparisonResult:
     """Compare every reference output with the candidate's output of the same name.
 
     :param precision: Picks the tolerance (``fp32``, ``fp16``, ``int8``) unless ``tolerance`` is given.
+    :param declared: The candidate engine's output specs; when given, a dtype or shape other than
+        declared fails the comparison (see :func:`check_declared_outputs`).
     A bare array on either side is treated as a single output named ``output``.
     """
     tolerance = tolerance or tolerance_for(precision)
@@ -187,4 +217,29 @@ def compare_outputs(
     if missing := sorted(set(ref) - set(cand)):
         failures.append(f"candidate lacks output(s) {missing}; it has {sorted(cand)}")
     outputs = {name: compare_output(name, ref[name], cand[name], tolerance) for name in ref if name in cand}
+    for spec in declared or ():
+        wrong = check_declared_outputs(cand, [spec])
+        if wrong and spec.name in outputs:  # the output's own row fails, saying why
+            o = outputs[spec.name]
+            outputs[spec.name] = attrs.evolve(o, passed=False, failures=(*wrong, *o.failures))
+        else:
+            failures += wrong
     return ComparisonResult(precision, tolerance, outputs, tuple(failures))
+
+
+def assert_outputs_close(
+    candidate: Mapping[str, Any] | np.ndarray,
+    reference: Mapping[str, Any] | np.ndarray,
+    precision: str = "fp32",
+    what: str = "candidate",
+) -> ComparisonResult:
+    """Raise ``AssertionError`` (with every output's errors) unless ``candidate`` is within the
+    magnitude-scaled tolerance of ``precision`` of ``reference``; return the comparison.
+
+    Use it instead of a fixed ``atol`` whenever two engines (or two kernels) compute the same
+    outputs: their float rounding differs with the CPU's instruction set, by an amount that grows
+    with the outputs' magnitude."""
+    result = compare_outputs(reference, candidate, precision)
+    if not result.passed:
+        raise AssertionError(f"{what} differs from the reference beyond {precision} tolerance:\n{result.summary()}")
+    return result

@@ -35,6 +35,9 @@ def dk_describe(probe: bool) -> PluginInfo:
         info.reason = "needs onnxruntime: pip install onnxruntime (or onnxruntime-gpu for CUDA/TensorRT)"
         return info
     info.versions = {dist[0]: dist[1]}
+    from dk_ort.int8_isa import cpu_advice
+
+    info.details = {"int8": cpu_advice()}
     if dist[0] == "onnxruntime":
         info.devices = ["cpu"]
     if probe:
@@ -42,7 +45,7 @@ def dk_describe(probe: bool) -> PluginInfo:
 
         providers = onnxruntime.get_available_providers()
         info.devices = devices_from_providers(providers)
-        info.details = {"providers": providers, "device": onnxruntime.get_device()}
+        info.details.update(providers=providers, device=onnxruntime.get_device())
     return info
 
 

@@ -15,12 +15,13 @@ from dk.sources import original_source
 from dk.specs import CalibrationData, ModelSource, QuantizeRequest, TensorSpec
 
 from dk_ort.export import PLUGIN
+from dk_ort.int8_isa import choose_weight_range
 from dk_ort.providers import tool_versions
 from dk_ort.session import check_options
 
 QUANTIZE_OPTIONS = {
     "activations": "uint8 (default: fastest on x86 AVX2/AVX-512) or int8",
-    "reduce_range": "1 to quantize weights to 7 bits (for CPUs without VNNI), default 0",
+    "reduce_range": "1 to quantize weights to 7 bits; default: 1 on x86 without VNNI (AVX2, AVX-512 without VNNI), else 0",
     "calibrate": "minmax (default), entropy or percentile",
     "batch": "calibration batch size for the default model's calibration split (default 16)",
 }
@@ -51,7 +52,8 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     activations = request.options.get("activations", "uint8").strip().lower()
     if activations not in ("uint8", "int8"):
         raise DkError(f"option activations={activations} is not one of uint8, int8")
-    reduce_range = request.options.get("reduce_range", "0").strip().lower() in ("1", "true", "yes")
+    weight_range = choose_weight_range(request.options)
+    reduce_range = weight_range.reduce_range
     calibrate = request.options.get("calibrate", "minmax").strip().lower()
     if calibrate not in CALIBRATE_METHODS:
         raise DkError(f"option calibrate={calibrate} is not one of minmax, entropy, percentile")
@@ -90,7 +92,8 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
         _, outputs = io_specs(quantized)
         ops = [n.op_type for n in quantized.graph.node]
         extra = {"method": method, "quant_format": "QDQ" if method == "static" else "dynamic",
-                 "quantize_linear_nodes": ops.count("QuantizeLinear") + ops.count("DynamicQuantizeLinear")}
+                 "quantize_linear_nodes": ops.count("QuantizeLinear") + ops.count("DynamicQuantizeLinear"),
+                 "weight_range": weight_range.to_json(), "notes": [weight_range.reason]}
         return BuiltModel([main.name], "onnx", "int8", inputs, outputs, extra)
 
     own = {k: v for k, v in request.options.items() if k in QUANTIZE_OPTIONS}  # load options do not change the build

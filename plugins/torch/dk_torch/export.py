@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, artifact_name, build_artifact, input_hw
+from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
 from dk.errors import DkError, MissingDependency, ModelError
 from dk.specs import ExportRequest, TensorSpec
 from dk_torch.loading import SourcePlan, load_module, plan_source
@@ -27,13 +27,8 @@ def export_onnx(request: ExportRequest) -> Artifact:
         )
     plan = plan_source(request)
     simplifier = _simplifier() if request.simplify else None
-    specs = [_dynamic_spec(s, request) for s in plan.inputs]
-    name = artifact_name(
-        plan.name,
-        input_hw(specs[0]) if specs else None,
-        "fp32",
-        version=str(plan.meta.get("version", "1.0")),
-    )
+    specs = [_with_range(_dynamic_spec(s, request), request) for s in plan.inputs]
+    name = model_artifact_name(plan.name, plan.meta, specs, "fp32")
     # Versions from package metadata: a cache hit must not pay for importing torch.
     tools = {"torch": metadata.version("torch"), "onnx": metadata.version("onnx")}
     return build_artifact(

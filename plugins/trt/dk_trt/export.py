@@ -88,7 +88,8 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
     settings = BuildSettings(request.precision, workspace, dla_core, Path(cache) if cache else None, profiles,
                              verbosity, tf32)
     meta = onnx_model.model_meta
-    name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision, suffix=settings.dla_suffix)
+    named = with_profiles(inputs, [p for p in profiles if p.name in request.max_shapes])  # --max-shapes: "batch1-8"
+    name = model_artifact_name(onnx_model.model_name, meta, named, request.precision, suffix=settings.dla_suffix)
     return PreparedExport(
         onnx_model, model, with_profiles(inputs, profiles), settings, name, request.out_dir, request.build_options()
     )

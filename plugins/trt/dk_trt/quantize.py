@@ -81,7 +81,9 @@ def ptq_source(request: QuantizeRequest) -> ModelSource:
     ort_request = QuantizeRequest(
         source=request.source, out_dir=request.out_dir, precision="int8", calibration=request.calibration,
         calibration_name=request.calibration_name, method="static", per_channel=request.per_channel,
-        force=request.force, options={"activations": "int8"}, export=request.export,
+        # 8-bit weights always: TensorRT's GPU kernels do not saturate, so the host CPU's ISA (which
+        # makes the ort plugin pick 7-bit weights on x86 without VNNI) must not change the engine.
+        force=request.force, options={"activations": "int8", "reduce_range": "0"}, export=request.export,
     )
     return ModelSource("artifact", str(api.quantize("ort", ort_request).path))
 

@@ -9,3 +9,4 @@ class TestTorchConformance(BackendConformance):
     plugin = "torch"
     precisions = ("fp32",)  # fp16 is an engine option on cuda, not an export precision
     consumes_onnx = False
+    engine_reads_model_file = False  # the engine rebuilds the nn.Module from the recorded source

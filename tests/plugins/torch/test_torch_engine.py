@@ -13,6 +13,7 @@ from dk.artifacts import Artifact
 from dk.default_model import load_split
 from dk.errors import DeviceError, DkError, InputError, ModelError
 from dk.specs import ExportRequest, ModelSource
+from dk.testing.tolerances import assert_outputs_close
 
 
 def test_reference_engine_is_accurate_on_the_default_eval_split(export_default):
@@ -62,7 +63,7 @@ def test_fp16_on_cuda_stays_close_to_fp32(export_default):
     ):
         expected, got = fp32.infer({"input": x})["logits"], fp16.infer({"input": x})["logits"]
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, atol=5e-2, rtol=0)
+    assert_outputs_close(got, expected, "fp16", what="the torch engine at fp16 on cuda")
 
 
 def test_artifact_of_another_plugin_is_refused(export_default):

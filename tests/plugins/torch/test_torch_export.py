@@ -14,6 +14,7 @@ from dk.artifacts import sha256_file
 from dk.default_model import WEIGHTS_PATH, load_split
 from dk.errors import DkError, InputError, MissingDependency, ModelError
 from dk.specs import ExportRequest, ModelSource
+from dk.testing.tolerances import assert_outputs_close
 from dk_torch.models import digits_net
 
 ort = pytest.importorskip(
@@ -61,8 +62,8 @@ def test_onnx_output_equals_torch_output(export_default):
     with torch.inference_mode():
         expected = digits_net()(torch.from_numpy(x)).numpy()
 
-    np.testing.assert_allclose(
-        run_onnx(artifact.model_file, {"input": x}), expected, atol=1e-5, rtol=0
+    assert_outputs_close(
+        run_onnx(artifact.model_file, {"input": x}), expected, what="ONNX Runtime on the export"
     )
 
 
@@ -91,7 +92,7 @@ def test_dynamic_batch_export_runs_any_batch(export_default, batch):
         torch_out = engine.infer({"input": x})["logits"]
 
     assert onnx_out.shape == torch_out.shape == (batch, 10)
-    np.testing.assert_allclose(onnx_out, torch_out, atol=1e-5, rtol=0)
+    assert_outputs_close(onnx_out, torch_out, what="ONNX Runtime against the torch engine")
 
 
 def test_static_export_fixes_batch_and_engine_rejects_batch_2(export_default):

@@ -11,6 +11,7 @@ import torch
 from dk import api
 from dk.errors import MissingDependency, ModelError
 from dk.specs import ExportRequest, ModelSource
+from dk.testing.tolerances import assert_outputs_close
 
 ort = pytest.importorskip(
     "onnxruntime", reason="ONNX parity checks need onnxruntime: pip install onnxruntime"
@@ -52,7 +53,7 @@ def test_callable_source_with_weights_exports_the_weighted_model(
     assert artifact.model_meta == {"name": "make-tiny", "task": "classification"}
     assert [s.name for s in artifact.outputs] == ["scores"]
     x = images(3)
-    np.testing.assert_allclose(run_onnx(artifact, x), torch_out(model, x), atol=1e-5, rtol=0)
+    assert_outputs_close(run_onnx(artifact, x), torch_out(model, x), what="ONNX Runtime on the export")
     with api.load_engine("torch", artifact) as engine:
         np.testing.assert_allclose(
             engine.infer({"input": x})["scores"], torch_out(model, x), atol=1e-6, rtol=0
@@ -80,7 +81,7 @@ def test_checkpoint_dict_with_state_dict_key_is_accepted(tmp_path, tiny_module, 
     )
 
     x = images(2)
-    np.testing.assert_allclose(run_onnx(artifact, x), torch_out(model, x), atol=1e-5, rtol=0)
+    assert_outputs_close(run_onnx(artifact, x), torch_out(model, x), what="ONNX Runtime on the export")
 
 
 def test_weights_holding_a_pickled_object_are_refused(tmp_path, tiny_module):
@@ -151,7 +152,7 @@ def test_torchscript_source_exports_and_runs_in_the_engine(tmp_path, tiny_module
 
     assert artifact.path.name == "v1.0_tiny_default_16x16_fp32"
     x = images(4)
-    np.testing.assert_allclose(run_onnx(artifact, x), torch_out(model, x), atol=1e-5, rtol=0)
+    assert_outputs_close(run_onnx(artifact, x), torch_out(model, x), what="ONNX Runtime on the export")
     with api.load_engine("torch", artifact) as engine:
         np.testing.assert_allclose(
             engine.infer({"input": x})["output"], torch_out(model, x), atol=1e-6, rtol=0
@@ -183,7 +184,7 @@ def test_torch_export_program_with_dynamic_batch_exports(tmp_path, tiny_module):
     assert artifact.inputs[0].shape == ("batch", 3, 16, 16)
     for batch in (1, 3):
         x = images(batch)
-        np.testing.assert_allclose(run_onnx(artifact, x), torch_out(model, x), atol=1e-5, rtol=0)
+        assert_outputs_close(run_onnx(artifact, x), torch_out(model, x), what="ONNX Runtime")
     with api.load_engine("torch", artifact) as engine:
         np.testing.assert_allclose(
             engine.infer({"input": images(3)})["output"],
