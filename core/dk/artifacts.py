@@ -219,12 +219,12 @@ def cache_key(plugin: str, source_sha256: str, build_options: Mapping[str, Any],
     )
 
 
-def _reusable(final: Path, key: str) -> Artifact | None:
+def _reusable(final: Path, key: str, model_meta: Mapping[str, Any]) -> Artifact | None:
     try:
         artifact = Artifact.load(final)
     except ModelError:
         return None
-    if artifact.manifest.get("cache_key") != key:
+    if artifact.manifest.get("cache_key") != key or artifact.model_meta != model_meta:
         return None
     try:
         artifact.verify()
@@ -331,12 +331,12 @@ def build_artifact(
     """
     key = cache_key(plugin, source.sha256, build_options, tool_versions)
     final = Path(out_dir) / plugin / name
-    cached = None if force else _reusable(final, key)
     # declared model metadata (labels, pre-processing) must reach the manifest: reuse only when it matches
-    if cached is not None and cached.model_meta == json.loads(json.dumps(dict(model_meta), default=str)):
+    meta = json.loads(json.dumps(dict(model_meta), default=str))
+    if not force and (cached := _reusable(final, key, meta)) is not None:
         return cached
     with build_lock(final):
-        if not force and (cached := _reusable(final, key)) is not None:
+        if not force and (cached := _reusable(final, key, meta)) is not None:
             return cached  # built by the writer we waited for
         remove_leftovers(final)
         return _build_into(final, name, plugin, key, source, build_options, tool_versions, model_meta, build)
