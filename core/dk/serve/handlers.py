@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dk import __version__
-from dk.serve.app import MODEL_VERSION, json_response
 from dk.serve.images import image_to_tensor
 from dk.serve.limits import HttpError, read_limited
+from dk.serve.responses import json_response
 from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
-
-if TYPE_CHECKING:
-    from dk.serve.app import Worker
+from dk.serve.upload import open_uploaded, store_upload
+from dk.serve.worker import MODEL_VERSION, Worker
 
 #: Bodies larger than this are decoded and encoded in a worker thread, not on the event loop.
 OFFLOAD_BYTES = 1 << 20
@@ -143,8 +142,6 @@ async def metrics(worker: Worker, request: Any) -> Any:
 
 
 async def upload(worker: Worker, request: Any) -> Any:
-    from dk.serve.upload import store_upload
-
     info = await store_upload(request.path_params["name"], request.stream(), request.headers.get("content-length"),
                               worker.config.store, worker.config.max_upload)
     request.state.body_read = True
@@ -153,8 +150,6 @@ async def upload(worker: Worker, request: Any) -> Any:
 
 async def load(worker: Worker, request: Any) -> Any:
     """OIP model repository ``load``: serve an uploaded model instead of the current one."""
-    from dk.serve.upload import open_uploaded
-
     request.state.body_read = True  # the body, if any, is not used
     if worker.swap_lock.locked():
         raise HttpError(409, "another model is being loaded; try again when it is done")

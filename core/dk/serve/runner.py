@@ -7,22 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
-import attrs
 import numpy as np
 
 from dk.engine import Engine, InputChecker
-from dk.serve.batching import DynamicBatcher, batch_limit
+from dk.serve.batching import DynamicBatcher, Timing, batch_limit
 from dk.serve.metrics import Metrics
 
-
-@attrs.define
-class Timing:
-    """Where one request's engine time went, in milliseconds."""
-
-    queue_ms: float
-    infer_ms: float
-    batch: int = 1
-
+__all__ = ["EngineRunner", "Timing"]
 
 class EngineRunner:
     """Runs ``engine.infer`` in worker threads so that the event loop never blocks on it.
@@ -39,7 +30,7 @@ class EngineRunner:
         self.executor = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="dk-engine")
         self.concurrency = max(1, concurrency)
         limit = batch_limit(engine.inputs, max_batch)
-        self.batcher = DynamicBatcher(self, limit, max_delay_ms / 1e3) if limit > 1 else None
+        self.batcher = DynamicBatcher(self.run, self.concurrency, limit, max_delay_ms / 1e3) if limit > 1 else None
 
     async def infer(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Timing]:
         """Check the feeds (InputError on mismatch), then run them, batched with others if enabled."""
