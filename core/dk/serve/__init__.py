@@ -3,6 +3,9 @@
 Endpoints: ``POST /inference`` (raw JPEG/PNG, the Bonseyes/LPDNN worker style), the Open Inference
 Protocol v2 (``/v2/...``, KServe/Triton, JSON or binary tensors), ``GET /metrics`` (Prometheus) and,
 with ``--allow-upload`` only, an ONNX upload into the artifact store. Needs the ``serve`` extra.
+
+Modules import only downward: limits, config, metrics -> bodies, responses, batching -> runner ->
+worker -> tensors, classification, images, upload -> handlers -> app; protocol and server run it on uvicorn.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import importlib.util
 from dk.errors import MissingDependency
 
 #: Import name -> distribution name of what ``pip install "dk-core[serve]"`` installs.
-SERVE_DEPENDENCIES = {"starlette": "starlette", "uvicorn": "uvicorn", "PIL": "Pillow"}
+SERVE_DEPENDENCIES = {"starlette": "starlette", "uvicorn": "uvicorn", "httptools": "httptools", "PIL": "Pillow"}
 
 
 def require_serve_dependencies() -> None:

@@ -28,6 +28,10 @@ class ServeConfig:
     :ivar store: The artifact store uploads are written into.
     :ivar max_upload: Largest uploaded model in bytes.
     :ivar device/engine_options: Where and how ``.../load`` opens an uploaded model (as the served one).
+    :ivar header_timeout_s: Longest wait for a request's headers, from the connection or its first
+        byte (the connection is then answered 408 and closed).
+    :ivar body_timeout_s: Longest wait for a whole request body once its headers are in (408, closed).
+    :ivar max_connections: Open connections at most; one more is answered 503 and closed.
     """
 
     model_name: str = "model"
@@ -42,6 +46,9 @@ class ServeConfig:
     max_upload: int = 256 * MIB
     device: str = "cpu"
     engine_options: dict = attrs.field(factory=dict)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
 
 
 def parse_size(text: str | int, option: str = "--max-body") -> int:

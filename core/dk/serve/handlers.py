@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from dk import __version__
+from dk.serve.bodies import read_limited
+from dk.serve.classification import top_classes
 from dk.serve.images import image_to_tensor
-from dk.serve.limits import HttpError, read_limited
+from dk.serve.limits import HttpError
 from dk.serve.responses import json_response
 from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
 from dk.serve.upload import open_uploaded, store_upload
@@ -21,8 +23,11 @@ OFFLOAD_BYTES = 1 << 20
 
 
 async def read_body(worker: Worker, request: Any) -> bytes:
-    """The request body within ``--max-body``; marks it read so that errors after it keep the connection."""
-    body = await read_limited(request.stream(), request.headers.get("content-length"), worker.config.max_body)
+    """The request body (gzip/deflate decompressed) within ``--max-body`` and the body timeout;
+    marks it read so that errors after it keep the connection."""
+    headers, config = request.headers, worker.config
+    body = await read_limited(request.stream(), headers.get("content-length"), config.max_body,
+                              encoding=headers.get("content-encoding"), timeout=config.body_timeout_s)
     request.state.body_read = True
     return body
 
@@ -43,7 +48,8 @@ async def model_ready(worker: Worker, request: Any) -> Any:
 
 
 async def server_metadata(worker: Worker, request: Any) -> Any:
-    extensions = ["binary_tensor_data"] + (["model_repository_upload"] if worker.config.allow_upload else [])
+    extensions = ["binary_tensor_data", "classification", "model_configuration", "model_repository"] + (
+        ["model_repository_upload"] if worker.config.allow_upload else [])
     return json_response({"name": "dk", "version": __version__, "extensions": extensions,
                           "models": [worker.model.name]})
 
@@ -63,6 +69,49 @@ async def model_metadata(worker: Worker, request: Any) -> Any:
                        "source_sha256": model.source_sha256, "device": engine.device,
                        "dk_inputs": [s.to_json() for s in engine.inputs], "model": model.meta, **runner.describe()},
     })
+
+
+#: OIP datatype -> Triton model-configuration data_type.
+_CONFIG_TYPES = {"BOOL": "TYPE_BOOL", "BYTES": "TYPE_STRING"}
+
+
+async def model_config(worker: Worker, request: Any) -> Any:
+    """Triton's model configuration extension (tritonclient ``get_model_config``): what dk knows."""
+    worker.require_model(request.path_params["name"], request.path_params.get("version"))
+    runner = worker.require_ready()
+    engine, model = runner.engine, worker.model
+    batcher = runner.batcher
+
+    def tensors(specs: Any) -> list[dict[str, Any]]:
+        out = []
+        for s in specs:
+            datatype = datatype_of(s.dtype)
+            dims = oip_shape(s)
+            out.append({"name": s.name, "data_type": _CONFIG_TYPES.get(datatype, f"TYPE_{datatype}"),
+                        "dims": dims[1:] if batcher is not None else dims})
+        return out
+
+    config: dict[str, Any] = {
+        "name": model.name, "platform": f"dk-{model.plugin}" if model.plugin else "dk", "backend": "dk",
+        "version_policy": {"specific": {"versions": [int(MODEL_VERSION)]}},
+        "max_batch_size": batcher.max_batch if batcher is not None else 0,
+        "input": tensors(engine.inputs), "output": tensors(engine.outputs),
+        "instance_group": [{"count": runner.concurrency, "kind": "KIND_CPU" if engine.device == "cpu" else "KIND_GPU"}],
+        "parameters": {"precision": {"string_value": model.precision}, "artifact": {"string_value": model.artifact}},
+    }
+    if batcher is not None:
+        config["dynamic_batching"] = {"max_queue_delay_microseconds": int(batcher.max_delay * 1e6)}
+    return json_response(config)
+
+
+async def repository_index(worker: Worker, request: Any) -> Any:
+    """The model repository extension's index (tritonclient ``get_model_repository_index``): the one model."""
+    await read_body(worker, request)
+    state = "READY" if worker.status == "ready" else "UNAVAILABLE"
+    entry = {"name": worker.model.name, "version": MODEL_VERSION, "state": state}
+    if state != "READY":
+        entry["reason"] = worker.reason
+    return json_response([entry])
 
 
 async def infer(worker: Worker, request: Any) -> Any:
@@ -86,6 +135,8 @@ async def infer(worker: Worker, request: Any) -> Any:
             raise HttpError(400, f"unknown output(s) {', '.join(repr(n[:64]) for n in unknown)}; the model has "
                                  f"{', '.join(map(repr, outputs))}")
         outputs = {n: outputs[n] for n in decoded.requested_outputs}
+    for name, k in decoded.classification.items():
+        outputs[name] = top_classes(name, outputs[name], k, worker.model.meta.get("labels"))
     params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
               "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
     big = sum(np.asarray(v).nbytes for v in outputs.values()) > OFFLOAD_BYTES
