@@ -36,12 +36,12 @@ SECTION_PROSE = ("Measured on a shared 2-core x86 VM while other work ran; the w
                  "own process on loopback, clients in the benchmark process.")
 
 
-def start_worker(*args: str) -> tuple[subprocess.Popen, str]:
-    """``dk serve --port 0 ARGS`` in a subprocess; (process, base URL)."""
+def start_worker(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``dk serve --port 0 ARGS`` in a subprocess (``env`` added to the environment); (process, base URL)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "serve", "--port", "0",
          "--log-level", "warning", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     line = proc.stderr.readline()
     match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
     if not match:

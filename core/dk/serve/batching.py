@@ -23,6 +23,8 @@ class Timing:
     queue_ms: float
     infer_ms: float
     batch: int = 1
+    engine_start: float = 0.0  # perf_counter seconds (unbatched calls; for DK_SERVE_TRACE)
+    engine_end: float = 0.0
 
 
 def batch_limit(specs: Sequence[TensorSpec], max_batch: int) -> int:

@@ -32,6 +32,8 @@ class ServeConfig:
         byte (the connection is then answered 408 and closed).
     :ivar body_timeout_s: Longest wait for a whole request body once its headers are in (408, closed).
     :ivar max_connections: Open connections at most; one more is answered 503 and closed.
+    :ivar inline_below_ms: Engines whose calls stay shorter than this run on the event loop, without
+        a thread hop (see :class:`dk.serve.runner.EngineRunner`); 0: always in a worker thread.
     """
 
     model_name: str = "model"
@@ -49,6 +51,7 @@ class ServeConfig:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_connections: int = 1000
+    inline_below_ms: float = 1.0
 
 
 def parse_size(text: str | int, option: str = "--max-body") -> int:

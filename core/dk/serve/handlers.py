@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
 import numpy as np
 
 from dk import __version__
+from dk.serve import trace
 from dk.serve.bodies import read_limited
 from dk.serve.classification import top_classes
 from dk.serve.images import image_to_tensor
@@ -115,20 +117,26 @@ async def repository_index(worker: Worker, request: Any) -> Any:
 
 
 async def infer(worker: Worker, request: Any) -> Any:
+    """OIP v2 infer. Only the JSON part is parsed (in a worker thread when it is large, so that
+    liveness keeps answering); binary tensors are views of the received body."""
     worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     start = time.perf_counter()
     body = await read_body(worker, request)
     received = time.perf_counter()
     header = request.headers.get(BINARY_HEADER)
-    args = (body, header, runner.engine.inputs)
-    kwargs = {"max_depth": worker.config.max_json_depth, "max_bytes": worker.config.max_body}
-    if len(body) > OFFLOAD_BYTES:
-        decoded = await asyncio.get_running_loop().run_in_executor(None, lambda: decode_request(*args, **kwargs))
+    config = worker.config
+    json_bytes = int(header) if header is not None and header.isdigit() else len(body)
+    if json_bytes > OFFLOAD_BYTES:
+        decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+            decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,
+            max_bytes=config.max_body))
     else:
-        decoded = decode_request(*args, **kwargs)
+        decoded = decode_request(body, header, runner.engine.inputs, max_depth=config.max_json_depth,
+                                 max_bytes=config.max_body)
     decoded_at = time.perf_counter()
     outputs, timing = await runner.infer(decoded.inputs)
+    resumed = time.perf_counter()
     if decoded.requested_outputs is not None:
         unknown = [n for n in decoded.requested_outputs if n not in outputs]
         if unknown:
@@ -139,10 +147,14 @@ async def infer(worker: Worker, request: Any) -> Any:
         outputs[name] = top_classes(name, outputs[name], k, worker.model.meta.get("labels"))
     params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
               "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
-    big = sum(np.asarray(v).nbytes for v in outputs.values()) > OFFLOAD_BYTES
-    encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params, decoded.binary_overrides)
-    if big:
-        content, headers = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_response(*encode))
+    if trace.ENABLED:
+        params["trace_ms"] = trace.stages(request.scope, {
+            "start": start, "received": received, "decoded": decoded_at, "engine_start": timing.engine_start,
+            "engine_end": timing.engine_end, "resumed": resumed, "encoded": time.perf_counter()})
+    encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params,
+              decoded.binary_overrides)
+    if sum(v.nbytes for v in outputs.values()) > OFFLOAD_BYTES:
+        content, headers = await asyncio.get_running_loop().run_in_executor(None, encode_response, *encode)
     else:
         content, headers = encode_response(*encode)
     from starlette.responses import Response

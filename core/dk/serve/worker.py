@@ -61,7 +61,7 @@ class Worker:
     def start(self, engine: Engine) -> None:
         c = self.config
         self.runner = EngineRunner(engine, self.metrics, concurrency=c.concurrency, max_batch=c.max_batch,
-                                   max_delay_ms=c.max_delay_ms)
+                                   max_delay_ms=c.max_delay_ms, inline_below_ms=c.inline_below_ms)
         self.status, self.reason = "ready", ""
 
     def require_ready(self) -> EngineRunner:
