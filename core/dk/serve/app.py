@@ -76,7 +76,8 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         if worker.runner is not None:
             await worker.runner.aclose()
 
-    routes = [
+    routes = [  # starlette tries them in order: infer first
+        ("/v2/models/{name}/infer", "POST", handlers.infer),
         ("/v2/health/live", "GET", handlers.live), ("/v2/health/ready", "GET", handlers.ready),
         ("/v2", "GET", handlers.server_metadata), ("/v2/models/{name}", "GET", handlers.model_metadata),
         ("/v2/models/{name}/ready", "GET", handlers.model_ready),
@@ -85,7 +86,6 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         ("/v2/models/{name}/config", "GET", handlers.model_config),
         ("/v2/models/{name}/versions/{version}/config", "GET", handlers.model_config),
         ("/v2/repository/index", "POST", handlers.repository_index),
-        ("/v2/models/{name}/infer", "POST", handlers.infer),
         ("/v2/models/{name}/versions/{version}/infer", "POST", handlers.infer),
         ("/inference", "POST", handlers.inference), ("/metrics", "GET", handlers.metrics),
     ]

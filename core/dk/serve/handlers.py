@@ -24,12 +24,13 @@ from dk.serve.worker import MODEL_VERSION, Worker
 OFFLOAD_BYTES = 1 << 20
 
 
-async def read_body(worker: Worker, request: Any) -> bytes:
+async def read_body(worker: Worker, request: Any, align_at: int | None = None) -> bytes | memoryview:
     """The request body (gzip/deflate decompressed) within ``--max-body`` and the body timeout;
-    marks it read so that errors after it keep the connection."""
+    marks it read so that errors after it keep the connection. ``align_at``: see ``read_limited``."""
     headers, config = request.headers, worker.config
     body = await read_limited(request.stream(), headers.get("content-length"), config.max_body,
-                              encoding=headers.get("content-encoding"), timeout=config.body_timeout_s)
+                              encoding=headers.get("content-encoding"), timeout=config.body_timeout_s,
+                              align_at=align_at)
     request.state.body_read = True
     return body
 
@@ -122,11 +123,12 @@ async def infer(worker: Worker, request: Any) -> Any:
     worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     start = time.perf_counter()
-    body = await read_body(worker, request)
-    received = time.perf_counter()
     header = request.headers.get(BINARY_HEADER)
+    binary_at = int(header) if header is not None and header.isdigit() else None
+    body = await read_body(worker, request, align_at=binary_at)
+    received = time.perf_counter()
     config = worker.config
-    json_bytes = int(header) if header is not None and header.isdigit() else len(body)
+    json_bytes = binary_at if binary_at is not None else len(body)
     if json_bytes > OFFLOAD_BYTES:
         decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
             decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,

@@ -7,6 +7,7 @@ whose ``parameters.binary_data_size`` is set, in order.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Mapping, Sequence
 
@@ -19,6 +20,8 @@ from dk.serve.responses import dumps
 from dk.specs import TensorSpec
 
 BINARY_HEADER = "inference-header-content-length"
+#: OIP datatype -> (numpy dtype, its little-endian wire dtype), made once.
+_DTYPES = {k: (np.dtype(v), np.dtype(v).newbyteorder("<")) for k, v in DATATYPES.items()}
 MAX_TENSORS = 64
 
 
@@ -34,6 +37,7 @@ class InferRequest:
     classification: dict[str, int] = attrs.field(factory=dict)  # output -> top-k of the classification extension
 
 
+@functools.lru_cache(maxsize=None)
 def datatype_of(dtype: str) -> str:
     return NUMPY_TO_DATATYPE.get(np.dtype(dtype).name, "BYTES")
 
@@ -59,7 +63,7 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
 
 
-def decode_request(body: bytes, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
+def decode_request(body: bytes | memoryview, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
                    max_bytes: int) -> InferRequest:
     """Validate and decode an infer request against the model's input specs (400 on any problem).
 
@@ -72,7 +76,9 @@ def decode_request(body: bytes, header_length: str | None, specs: Sequence[Tenso
             raise HttpError(400, f"Inference-Header-Content-Length {header_length[:40]!r} is not a length "
                                  f"within the {len(body)}-byte body")
         split = int(header_length)
-        body, binary = body[:split], memoryview(body)[split:]
+        body, binary = bytes(body[:split]), memoryview(body)[split:]
+    elif isinstance(body, memoryview):
+        body = bytes(body)
     doc = parse_json(body, max_depth)
     if not isinstance(doc, dict):
         raise HttpError(400, "request must be a JSON object with an 'inputs' list")
@@ -116,7 +122,7 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryvie
     expected = datatype_of(spec.dtype)
     if datatype != expected:
         raise HttpError(400, f"input {name!r} has datatype {str(datatype)[:16]!r}, the model expects {expected}")
-    dtype = np.dtype(DATATYPES[datatype])
+    dtype, wire = _DTYPES[datatype]
     shape = check_shape(name, raw.get("shape"), dtype.itemsize, max_bytes)
     _check_against_spec(name, shape, spec)
     count = element_count(shape)
@@ -128,7 +134,7 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryvie
                                  f"{list(shape)} of {datatype} ({count * dtype.itemsize} bytes)")
         if offset + size > len(binary):
             raise HttpError(400, f"input {name!r}: binary data ends after {len(binary) - offset} of {size} bytes")
-        array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
+        array = np.frombuffer(binary, dtype=wire, count=count, offset=offset)
         array = array.astype(dtype, copy=False).reshape(shape)
         return (array if array.flags.aligned else array.copy()), size
     if "data" not in raw:
