@@ -74,7 +74,7 @@ class LeanClient:
 
     def send(self, parts: list[Any]) -> tuple[dict, np.ndarray | None]:
         """One request; (JSON header of the answer, the first binary output or None)."""
-        self.sock.sendmsg(parts)
+        send_all(self.sock, parts)
         buf = self.buffer
         while (end := buf.find(b"\r\n\r\n")) < 0:
             buf += self.sock.recv(1 << 20)
@@ -94,6 +94,18 @@ class LeanClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def send_all(sock: socket.socket, parts: list[Any]) -> None:
+    """``sendmsg`` until every byte of ``parts`` is sent (one send may take only part of them)."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
 
 
 def _time(fn) -> float:

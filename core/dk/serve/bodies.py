@@ -25,18 +25,18 @@ def decompressor(encoding: str | None) -> "zlib._Decompress | None":
 
 async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int, *,
                        encoding: str | None = None, timeout: float | None = None,
-                       align_at: int | None = None) -> bytes | memoryview:
+                       align_at: int | None = None) -> bytes | bytearray | memoryview:
     """The whole (decompressed) body, or 413 as soon as the declared length, the bytes received or
     the bytes decompressed exceed ``limit``; 408 when it has not all arrived within ``timeout`` s.
 
-    A lying or absent Content-Length does not matter: bytes are counted as they arrive. With
-    ``align_at`` (and a declared length, no encoding) the chunks are copied once into one buffer
-    where byte ``align_at`` (the start of binary tensors) is 64-byte aligned, so that tensors are
-    views of it: one copy in all instead of a join and then a copy to align.
+    A lying or absent Content-Length does not matter: bytes are counted as they arrive. With a
+    declared length (and no encoding) the chunks are copied, as they arrive, into one buffer where
+    byte ``align_at`` (the start of binary tensors, when given) is 64-byte aligned: tensors are
+    views of it, one copy in all, and no join of a large body blocks the event loop.
     """
-    if align_at is not None and encoding in (None, "", "identity") and declared is not None \
-            and declared.strip().isdigit() and align_at <= int(declared) <= limit:
-        return await _read_aligned(chunks, int(declared), limit, timeout, align_at)
+    if (encoding or "").strip().lower() in ("", "identity") and declared is not None and declared.strip().isdigit() \
+            and int(declared) <= limit and (align_at is None or align_at <= int(declared)):
+        return await _read_into_buffer(chunks, int(declared), limit, timeout, align_at)
     if declared is not None:
         if not declared.strip().isdigit():
             raise HttpError(400, f"Content-Length {declared[:40]!r} is not a number")
@@ -65,13 +65,18 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _read_aligned(chunks: AsyncIterator[bytes], length: int, limit: int, timeout: float | None,
-                        align_at: int) -> memoryview:
+async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: int, timeout: float | None,
+                            align_at: int | None) -> bytearray | memoryview:
+    """A bytearray of the body (JSON only), or a view of one with byte ``align_at`` aligned."""
     import numpy as np
 
-    buffer = np.empty(length + ALIGNMENT, np.uint8)
-    start = (-(buffer.ctypes.data + align_at)) % ALIGNMENT
-    view = memoryview(buffer)[start: start + length]
+    if align_at is None:
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+    else:
+        buffer = bytearray(length + ALIGNMENT)
+        start = (-(np.frombuffer(buffer, np.uint8).ctypes.data + align_at)) % ALIGNMENT
+        view = memoryview(buffer)[start: start + length]
     received = 0
     with _Deadline(timeout) as deadline:
         try:
@@ -88,7 +93,7 @@ async def _read_aligned(chunks: AsyncIterator[bytes], length: int, limit: int, t
             raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
     if received != length:
         raise HttpError(400, f"request body ended after {received} of its {length} declared bytes")
-    return view
+    return buffer if align_at is None else view
 
 
 #: Alignment of binary tensors in a body read with ``align_at`` (a cache line; numpy needs the itemsize).

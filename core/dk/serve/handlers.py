@@ -24,7 +24,7 @@ from dk.serve.worker import MODEL_VERSION, Worker
 OFFLOAD_BYTES = 1 << 20
 
 
-async def read_body(worker: Worker, request: Any, align_at: int | None = None) -> bytes | memoryview:
+async def read_body(worker: Worker, request: Any, align_at: int | None = None) -> bytes | bytearray | memoryview:
     """The request body (gzip/deflate decompressed) within ``--max-body`` and the body timeout;
     marks it read so that errors after it keep the connection. ``align_at``: see ``read_limited``."""
     headers, config = request.headers, worker.config

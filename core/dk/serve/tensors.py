@@ -51,7 +51,7 @@ def _non_finite(literal: str) -> Any:
                          "for NaN and Infinity")
 
 
-def parse_json(body: bytes, max_depth: int) -> Any:
+def parse_json(body: bytes | bytearray, max_depth: int) -> Any:
     """The JSON document of ``body``: linear-time depth check first, then the C parser; NaN and
     Infinity literals are refused (400), as they are not JSON."""
     check_depth(body, max_depth)
@@ -63,7 +63,7 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
 
 
-def decode_request(body: bytes | memoryview, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
+def decode_request(body: bytes | bytearray | memoryview, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
                    max_bytes: int) -> InferRequest:
     """Validate and decode an infer request against the model's input specs (400 on any problem).
 
