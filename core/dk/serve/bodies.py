@@ -43,7 +43,7 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
         if int(declared) > limit:
             raise HttpError(413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
     inflate = decompressor(encoding)
-    parts: list[bytes] = []
+    parts = bytearray()  # grown chunk by chunk: no join of a large body at the end
     state = {"received": 0, "produced": 0}
     with _Deadline(timeout) as deadline:
         try:
@@ -53,8 +53,8 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
                     raise HttpError(413, f"request body exceeds the limit of {limit} bytes")
                 if inflate is not None:
                     _inflate(inflate, chunk, parts, state, limit)
-                elif chunk:
-                    parts.append(chunk)
+                else:
+                    parts += chunk
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise
@@ -62,7 +62,7 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
             raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
     if inflate is not None:
         _finish(inflate, parts, state, limit, encoding)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return parts
 
 
 async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: int, timeout: float | None,
@@ -70,13 +70,14 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
     """A bytearray of the body (JSON only), or a view of one with byte ``align_at`` aligned."""
     import numpy as np
 
+    # Neither is zero-filled up front (bytearray(n) would memset all of it on the event loop).
     if align_at is None:
-        buffer = bytearray(length)
-        view = memoryview(buffer)
+        buffer = bytearray()  # grows by each chunk (realloc; large blocks are remapped, not copied)
+        view = None
     else:
-        buffer = bytearray(length + ALIGNMENT)
-        start = (-(np.frombuffer(buffer, np.uint8).ctypes.data + align_at)) % ALIGNMENT
-        view = memoryview(buffer)[start: start + length]
+        array = np.empty(length + ALIGNMENT, np.uint8)
+        start = (-(array.ctypes.data + align_at)) % ALIGNMENT
+        buffer, view = array, memoryview(array)[start: start + length]
     received = 0
     with _Deadline(timeout) as deadline:
         try:
@@ -84,7 +85,10 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
                 end = received + len(chunk)
                 if end > length:  # more than declared: only a broken client or server does this
                     raise HttpError(413 if end > limit else 400, f"request body is longer than its Content-Length {length}")
-                view[received:end] = chunk
+                if view is None:
+                    buffer += chunk
+                else:
+                    view[received:end] = chunk
                 received = end
         except asyncio.CancelledError:
             if not deadline.expired:
@@ -129,28 +133,26 @@ class _Deadline:
             self._handle.cancel()
 
 
-def _inflate(inflate: "zlib._Decompress", data: bytes, parts: list[bytes], state: dict, limit: int) -> None:
+def _inflate(inflate: "zlib._Decompress", data: bytes, parts: bytearray, state: dict, limit: int) -> None:
     try:
         while data:
             piece = inflate.decompress(data, limit + 1 - state["produced"])
             state["produced"] += len(piece)
             if state["produced"] > limit:
                 raise HttpError(413, f"decompressed request body exceeds the limit of {limit} bytes")
-            if piece:
-                parts.append(piece)
+            parts += piece
             data = inflate.unconsumed_tail
     except zlib.error as exc:
         raise HttpError(400, f"body is not valid compressed data for its Content-Encoding: {exc}") from None
 
 
-def _finish(inflate: "zlib._Decompress", parts: list[bytes], state: dict, limit: int, encoding: str | None) -> None:
+def _finish(inflate: "zlib._Decompress", parts: bytearray, state: dict, limit: int, encoding: str | None) -> None:
     try:
         rest = inflate.flush()
     except zlib.error as exc:
         raise HttpError(400, f"body is not valid compressed data for its Content-Encoding: {exc}") from None
     if state["produced"] + len(rest) > limit:
         raise HttpError(413, f"decompressed request body exceeds the limit of {limit} bytes")
-    if rest:
-        parts.append(rest)
+    parts += rest
     if not inflate.eof:
         raise HttpError(400, f"the {encoding.strip().lower()} body ends before its compressed stream does")
