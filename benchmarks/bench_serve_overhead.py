@@ -116,8 +116,8 @@ def _time(fn) -> float:
 
 def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: int, profile: bool) -> dict:
     """Direct session.run vs served binary vs served JSON, interleaved call by call."""
-    proc, url = start_worker("--plugin", "ort", "--artifact", str(artifact.path), *CLI_OPTIONS,
-                             env={"DK_SERVE_TRACE": "1"} if profile else None)
+    traces: list[dict] = []
+    proc, url = start_worker("--plugin", "ort", "--artifact", str(artifact.path), *CLI_OPTIONS)
     try:
         with api.load_engine("ort", artifact, options=ORT_OPTIONS) as local:
             name, output = local.inputs[0].name, local.outputs[0].name
@@ -135,7 +135,6 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
                     fn()
             per_round: dict[str, list[float]] = {"binary": [], "json": []}
             p50: dict[str, list[float]] = {"direct": [], "binary": [], "json": []}
-            traces: list[dict] = []
             for _ in range(rounds):
                 d, b, paired = [], [], []
                 for _ in range(calls):
@@ -154,16 +153,24 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
                 p50["direct"].append(statistics.median(d))
                 p50["binary"].append(statistics.median(b))
                 p50["json"].append(statistics.median(j))
-            if profile:
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    doc, _ = client.send(binary)
-                    total = (time.perf_counter() - start) * 1e3
-                    traces.append({**doc["parameters"].get("trace_ms", {}), "client_total": total,
-                                   "server": doc["parameters"]["server_ms"]})
             client.close()
     finally:
         stop_worker(proc)
+    if profile:  # a worker of its own with DK_SERVE_TRACE=1, so that the figures above are untraced
+        proc, url = start_worker("--plugin", "ort", "--artifact", str(artifact.path), *CLI_OPTIONS,
+                                 env={"DK_SERVE_TRACE": "1"})
+        try:
+            client = LeanClient(url, metadata_name(url))
+            for i in range(calls + 5):
+                start = time.perf_counter()
+                doc, _ = client.send(binary)
+                total = (time.perf_counter() - start) * 1e3
+                if i >= 5:
+                    traces.append({**doc["parameters"].get("trace_ms", {}), "client_total": total,
+                                   "server": doc["parameters"]["server_ms"]})
+            client.close()
+        finally:
+            stop_worker(proc)
 
     def summary(values: list[float]) -> dict:
         return {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -195,22 +202,34 @@ def _count_for(seconds: float, workers: int, call, barrier_extra=None) -> float:
     stop = threading.Event()
     barrier = threading.Barrier(workers + 1)
 
+    errors: list[BaseException] = []
+
     def work(i: int) -> None:
-        call(i)
-        barrier.wait()
-        while not stop.is_set():
+        try:
             call(i)
-            counts[i] += 1
+            barrier.wait()
+            while not stop.is_set():
+                call(i)
+                counts[i] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below, and nobody waits for a dead thread
+            errors.append(exc)
+            barrier.abort()
+            stop.set()
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
     for t in threads:
         t.start()
-    barrier.wait()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
     start = time.perf_counter()
-    time.sleep(seconds)
+    stop.wait(seconds)
     stop.set()
     for t in threads:
         t.join()
+    if errors:
+        raise RuntimeError(f"a benchmark thread failed: {errors[0]!r}") from errors[0]
     return sum(counts) / (time.perf_counter() - start)
 
 
@@ -222,18 +241,19 @@ def throughput(artifact: Any, x: np.ndarray, clients: int, rounds: int, seconds:
         with api.load_engine("ort", artifact, options=ORT_OPTIONS) as local:
             name, output = local.inputs[0].name, local.outputs[0].name
             feeds = {name: x}
-            lean = [LeanClient(url, model) for _ in range(clients)]
-            requests = [c.binary_request(name, x, output) for c in lean]
             local_rates, served_rates = [], []
             for r in range(rounds):
                 order = ("local", "served") if r % 2 == 0 else ("served", "local")
                 for which in order:
                     if which == "local":
                         local_rates.append(_count_for(seconds, clients, lambda i: local.infer(feeds)))
-                    else:
-                        served_rates.append(_count_for(seconds, clients, lambda i: lean[i].send(requests[i])))
-            for c in lean:
-                c.close()
+                        continue
+                    # fresh connections per phase: an idle new one is closed after --header-timeout
+                    lean = [LeanClient(url, model) for _ in range(clients)]
+                    requests = [c.binary_request(name, x, output) for c in lean]
+                    served_rates.append(_count_for(seconds, clients, lambda i: lean[i].send(requests[i])))
+                    for c in lean:
+                        c.close()
     finally:
         stop_worker(proc)
     ratios = [s / loc for s, loc in zip(served_rates, local_rates)]

@@ -29,7 +29,7 @@ from bench_serve_load import record, start_worker, stop_worker  # noqa: E402
 from _machine import machine  # noqa: E402
 from dk.serve.limits import HttpError  # noqa: E402
 from dk.serve.tensors import decode_request  # noqa: E402
-from tests.core.test_serve_support import LinearEngine, make_app  # noqa: E402
+from tests.core.test_serve_support import LinearEngine  # noqa: E402
 
 SIZES = [48_000, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
 
@@ -108,7 +108,8 @@ def main() -> None:
     for size in SIZES:
         for kind, body in bodies(size).items():
             seconds = parse_seconds(body)
-            rows.append({"kind": kind, "bytes": len(body), "seconds": seconds, "ms_per_mib": seconds * 1e3 / (len(body) / (1 << 20))})
+            rows.append({"kind": kind, "bytes": len(body), "seconds": seconds,
+                         "ms_per_mib": seconds * 1e3 / (len(body) / (1 << 20))})
             print(rows[-1], flush=True)
     health = health_while_parsing(bodies(SIZES[-1])["deep_then_escaped_quotes"])
     print(health)
@@ -125,7 +126,8 @@ def main() -> None:
             f"unclosed string of escaped quotes) checked in {w['ms_per_mib_min']:.0f}-{w['ms_per_mib_max']:.0f} ms/MiB "
             f"from 1 to 64 MiB (linear; 48 KB: {rows[0]['seconds'] * 1e3:.2f} ms, was ~10 s); valid JSON tensor "
             f"{per_kind['json_tensor']['ms_per_mib_min']:.0f}-{per_kind['json_tensor']['ms_per_mib_max']:.0f} ms/MiB; "
-            f"/v2/health/live while a 64 MiB worst-case body is sent and refused: p50 {health['health_p50_ms']:.1f} ms, "
+            f"/v2/health/live while a 64 MiB worst-case body is sent and refused: "
+            f"p50 {health['health_p50_ms']:.1f} ms, "
             f"max {health['health_max_ms']:.1f} ms over {health['probes']} probes (goal <= 50 ms)")
     record("bench_serve_parse", result, line)
     print(line)

@@ -84,7 +84,8 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
             async for chunk in chunks:
                 end = received + len(chunk)
                 if end > length:  # more than declared: only a broken client or server does this
-                    raise HttpError(413 if end > limit else 400, f"request body is longer than its Content-Length {length}")
+                    raise HttpError(413 if end > limit else 400,
+                                    f"request body is longer than its Content-Length {length}")
                 if view is None:
                     buffer += chunk
                 else:

@@ -63,8 +63,8 @@ def parse_json(body: bytes | bytearray, max_depth: int) -> Any:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
 
 
-def decode_request(body: bytes | bytearray | memoryview, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
-                   max_bytes: int) -> InferRequest:
+def decode_request(body: bytes | bytearray | memoryview, header_length: str | None, specs: Sequence[TensorSpec],
+                   *, max_depth: int, max_bytes: int) -> InferRequest:
     """Validate and decode an infer request against the model's input specs (400 on any problem).
 
     Binary tensors are views of ``body`` (``np.frombuffer``, no copy unless misaligned); only the
