@@ -168,7 +168,9 @@ def main(total: int = 10_000) -> None:
         "probe_failures": probe_failures, "worker_alive_at_end": alive, "worker_exit_code": exit_code,
         "pass": not bad and probe_failures == 0 and alive and exit_code == 0,
     }
-    line = (f"{total} malformed requests against `dk serve` in {seconds:.1f} s ({total / seconds:.0f}/s): "
+    facts = result["machine"]
+    line = (f"{facts['cpu']}, load {facts['load_average'][0]:.1f}: "
+            f"{total} malformed requests against `dk serve` in {seconds:.1f} s ({total / seconds:.0f}/s): "
             f"status codes {dict(sorted(codes.items()))}; {len(bad)} not a 4xx JSON error "
             f"({len(plain)} of them a 4xx that is not JSON); {probes} interleaved liveness + "
             f"valid inference probes, {probe_failures} failed; worker alive at the end: {alive}, clean exit: "
