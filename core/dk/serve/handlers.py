@@ -20,8 +20,11 @@ from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_
 from dk.serve.upload import open_uploaded, store_upload
 from dk.serve.worker import MODEL_VERSION, Worker
 
-#: Bodies larger than this are decoded and encoded in a worker thread, not on the event loop.
+#: Images and outputs larger than this are decoded or encoded in a worker thread, not on the event loop.
 OFFLOAD_BYTES = 1 << 20
+#: JSON larger than this is checked and parsed in a worker thread (JSON tensors parse in 20-65 ms per
+#: MiB on the development machine, benchmarks/bench_serve_parse.py: a few ms on the loop at most).
+JSON_OFFLOAD_BYTES = 256 << 10
 
 
 async def read_body(worker: Worker, request: Any, align_at: int | None = None) -> bytes | bytearray | memoryview:
@@ -129,7 +132,7 @@ async def infer(worker: Worker, request: Any) -> Any:
     received = time.perf_counter()
     config = worker.config
     json_bytes = binary_at if binary_at is not None else len(body)
-    if json_bytes > OFFLOAD_BYTES:
+    if json_bytes > JSON_OFFLOAD_BYTES:
         decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
             decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,
             max_bytes=config.max_body))
