@@ -292,3 +292,52 @@ def test_model_config_and_repository_index_are_served():
     assert (index[0], json.loads(index[2])) == (200, [{"name": "digitsnet", "version": "1", "state": "READY"}])
     assert other[0] == 404
     assert {"classification", "model_configuration", "model_repository"} <= set(json.loads(server[2])["extensions"])
+
+
+# -- 1b. large JSON tensors are parsed in pieces (the GIL is free between them) ---------------------
+
+def _big_json(x: np.ndarray, nested: bool, **extra) -> bytes:
+    return json.dumps({"id": 'say "data": [1, 2]', **extra, "inputs": [{
+        "name": "input", "shape": list(x.shape), "datatype": "FP32", "parameters": {"data": [9, 9]},
+        "data": x.tolist() if nested else x.ravel().tolist()}]}).encode()
+
+
+def test_large_json_tensors_are_parsed_in_pieces_with_the_same_result(monkeypatch):
+    import dk.serve.jsonpieces as pieces
+    from dk.serve.limits import HttpError
+    from dk.serve.tensors import PIECEWISE_BYTES, decode_request
+
+    x = np.random.default_rng(3).standard_normal((1000, 1, 8, 8)).astype(np.float32)
+    sizes: list[int] = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, **kw: sizes.append(len(text)) or loads(text, **kw))
+    specs = LinearEngine().inputs
+    for nested in (True, False):
+        body = _big_json(x, nested)
+        assert len(body) > PIECEWISE_BYTES
+        sizes.clear()
+        decoded = decode_request(body, None, specs, max_depth=64, max_bytes=1 << 30)
+        np.testing.assert_array_equal(decoded.inputs["input"], x)
+        assert decoded.id == 'say "data": [1, 2]'
+        assert len(sizes) > 4 and max(sizes) <= pieces.PIECE + 2  # never the whole body at once
+    flat = _big_json(x, False)
+    cut = flat.index(b",", len(flat) // 2)
+    for token, error in ((b"NaN", "JSON holds NaN, which is not a JSON number"),
+                         (b"1e999", "input 'input': data holds a number out of range (such as 1e999)"),
+                         (b".5", "input 'input': data is not a (nested) list of FP32 numbers"),
+                         (b"[1]", "input 'input': data holds 64001 values, shape [1000, 1, 8, 8] needs 64000")):
+        with pytest.raises(HttpError) as info:
+            decode_request(flat[:cut + 1] + token + b"," + flat[cut + 1:], None, specs, max_depth=64,
+                           max_bytes=1 << 30)
+        assert info.value.message.startswith(error)
+
+
+def test_pieces_split_at_commas_whatever_the_piece_size(monkeypatch):
+    import dk.serve.jsonpieces as pieces
+
+    monkeypatch.setattr(pieces, "PIECE", 7)
+    header, arrays = pieces.cut_data_arrays(b'{"a": "x\\"data\\": [", "data": [[1.5, -2], [3e2, 4]], "data" : [[ ]]}')
+    assert json.loads(header) == {"a": 'x"data": [', "data": {pieces.MARKER: 1}}  # the last key wins in JSON
+    values = pieces.parse_numbers(arrays[0], "input", "FP32", lambda c: None)
+    assert values.tolist() == [1.5, -2.0, 300.0, 4.0]
+    assert pieces.parse_numbers(arrays[1], "input", "FP32", lambda c: None).size == 0

@@ -4,8 +4,9 @@ Endpoints: ``POST /inference`` (raw JPEG/PNG, the Bonseyes/LPDNN worker style), 
 Protocol v2 (``/v2/...``, KServe/Triton, JSON or binary tensors), ``GET /metrics`` (Prometheus) and,
 with ``--allow-upload`` only, an ONNX upload into the artifact store. Needs the ``serve`` extra.
 
-Modules import only downward: limits, config, metrics -> bodies, responses, batching -> runner ->
-worker -> tensors, classification, images, upload -> handlers -> app; protocol and server run it on uvicorn.
+Modules import only downward: limits, config, metrics, trace -> bodies, responses, batching,
+jsonpieces -> runner -> worker -> tensors, classification, images, upload -> handlers -> app;
+protocol and server run it on uvicorn (tests/core/test_serve_layers.py checks there is no circle).
 """
 
 from __future__ import annotations

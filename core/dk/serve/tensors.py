@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 from dk.oip import DATATYPES, NUMPY_TO_DATATYPE, NonFiniteError, encode_tensor
+from dk.serve.jsonpieces import MARKER, cut_data_arrays, parse_numbers
 from dk.serve.limits import HttpError, check_depth, check_shape, element_count
 from dk.serve.responses import dumps
 from dk.specs import TensorSpec
@@ -23,6 +24,8 @@ BINARY_HEADER = "inference-header-content-length"
 #: OIP datatype -> (numpy dtype, its little-endian wire dtype), made once.
 _DTYPES = {k: (np.dtype(v), np.dtype(v).newbyteorder("<")) for k, v in DATATYPES.items()}
 MAX_TENSORS = 64
+#: JSON bodies larger than this have their ``data`` arrays parsed in pieces (the GIL free between).
+PIECEWISE_BYTES = 1 << 20
 
 
 @attrs.define
@@ -51,10 +54,14 @@ def _non_finite(literal: str) -> Any:
                          "for NaN and Infinity")
 
 
-def parse_json(body: bytes | bytearray, max_depth: int) -> Any:
+def parse_json(body: bytes | bytearray, max_depth: int, arrays: list | None = None) -> Any:
     """The JSON document of ``body``: linear-time depth check first, then the C parser; NaN and
-    Infinity literals are refused (400), as they are not JSON."""
+    Infinity literals are refused (400), as they are not JSON. With ``arrays`` (a list to fill) a
+    body over ``PIECEWISE_BYTES`` has its ``data`` arrays cut out for :mod:`dk.serve.jsonpieces`."""
     check_depth(body, max_depth)
+    if arrays is not None and len(body) > PIECEWISE_BYTES:
+        body, cut = cut_data_arrays(body)
+        arrays.extend(cut)
     try:
         return json.loads(body, parse_constant=_non_finite)
     except RecursionError:
@@ -79,7 +86,8 @@ def decode_request(body: bytes | bytearray | memoryview, header_length: str | No
         body, binary = bytes(body[:split]), memoryview(body)[split:]
     elif isinstance(body, memoryview):
         body = bytes(body)
-    doc = parse_json(body, max_depth)
+    arrays: list[memoryview] = []
+    doc = parse_json(body, max_depth, arrays)
     if not isinstance(doc, dict):
         raise HttpError(400, "request must be a JSON object with an 'inputs' list")
     raw_inputs = doc.get("inputs")
@@ -91,7 +99,7 @@ def decode_request(body: bytes | bytearray | memoryview, header_length: str | No
     inputs: dict[str, np.ndarray] = {}
     offset = 0
     for raw in raw_inputs:
-        array, used = _decode_input(raw, by_name, binary, offset, max_bytes)
+        array, used = _decode_input(raw, by_name, binary, offset, max_bytes, arrays)
         offset += used
         if raw["name"] in inputs:
             raise HttpError(400, f"input {raw['name']!r} is given twice")
@@ -111,7 +119,7 @@ def decode_request(body: bytes | bytearray | memoryview, header_length: str | No
 
 
 def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryview, offset: int,
-                  max_bytes: int) -> tuple[np.ndarray, int]:
+                  max_bytes: int, arrays: Sequence[memoryview] = ()) -> tuple[np.ndarray, int]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise HttpError(400, "each input must be an object with 'name', 'shape', 'datatype' and 'data'")
     name = raw["name"]
@@ -140,10 +148,12 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryvie
     if "data" not in raw:
         raise HttpError(400, f"input {name!r} has no 'data' (and no binary_data_size)")
     data = raw["data"]
-    if not isinstance(data, list):
+    if isinstance(data, dict) and isinstance(data.get(MARKER), int) and 0 <= data[MARKER] < len(arrays):
+        data = parse_numbers(arrays[data[MARKER]], name, datatype, _non_finite)  # flat; the count is checked below
+    elif not isinstance(data, list):
         data = [data]
     try:
-        parsed = np.array(data)
+        parsed = np.asarray(data)
         if parsed.dtype.kind not in "biuf":
             raise TypeError(parsed.dtype)
         array = parsed.astype(dtype, copy=False)
