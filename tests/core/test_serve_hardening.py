@@ -341,3 +341,14 @@ def test_pieces_split_at_commas_whatever_the_piece_size(monkeypatch):
     values = pieces.parse_numbers(arrays[0], "input", "FP32", lambda c: None)
     assert values.tolist() == [1.5, -2.0, 300.0, 4.0]
     assert pieces.parse_numbers(arrays[1], "input", "FP32", lambda c: None).size == 0
+
+
+def test_oversized_headers_get_431():
+    with ServerThread(make_app()) as server:
+        status, headers, body = _raw(server.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: "
+                                     + b"a" * (100 << 10) + b"\r\n\r\n")
+        assert status == 431 and headers["connection"] == "close"
+        assert json.loads(body) == {"error": "request line and headers exceed 65536 bytes"}
+        status, _, _ = _raw(server.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 30_000
+                            + b"\r\n\r\n")
+        assert status == 200

@@ -1,6 +1,6 @@
 """uvicorn's httptools HTTP/1.1 protocol with dk's connection rules: malformed framing answered
-``{"error": ...}`` like every other error, a header read timeout (408, then close) and a cap on
-open connections (503, then close).
+``{"error": ...}`` like every other error, a header read timeout (408, then close), a header size
+limit (431, then close) and a cap on open connections (503, then close).
 
 Why httptools: its parser is llhttp (Node.js's, in C), several times faster per request than the
 pure-Python h11 and with the same behaviour on malformed input; see docs/serving.md.
@@ -20,6 +20,8 @@ from dk.serve.config import ServeConfig
 
 #: Bytes of a request body buffered per connection before reading pauses until the app takes them.
 BODY_BUFFER = 1 << 20
+#: Largest request line plus headers (llhttp has no limit of its own; h11's default is 16 KiB).
+MAX_HEADER_BYTES = 64 << 10
 
 
 def uvicorn_settings(app: Any) -> dict[str, Any]:
@@ -77,7 +79,22 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._headers_too_large = True
+            raise ValueError("request headers too large")  # httptools stops parsing: send_400_response
         trace.stamp(self.scope, trace.BEGIN)
 
     def on_headers_complete(self) -> None:
@@ -103,4 +120,7 @@ class DkHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Malformed framing (bad chunk size or Content-Length, control characters in the method...)."""
         self._disarm_header_timer()
+        if getattr(self, "_headers_too_large", False):
+            self._answer(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
+            return
         self._answer(400, "malformed HTTP request (framing, request line or headers); send valid HTTP/1.1")
