@@ -104,11 +104,17 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         """uvicorn's, with a larger buffer before reading pauses (``BODY_BUFFER`` instead of 64 KiB):
-        a ResNet-sized body then arrives without a pause/resume round trip per 64 KiB."""
+        a ResNet-sized body then arrives without a pause/resume round trip per 64 KiB; and a chunk
+        the app takes before the next arrives is handed on as it came (uvicorn copies it twice)."""
         cycle = self.cycle
         if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
             return
-        cycle.body += body
+        if not cycle.body:
+            cycle.body = body  # the chunk itself: uvicorn's receive() hands ``bytes(body)`` on, no copy
+        elif isinstance(cycle.body, bytes):
+            cycle.body = bytearray(cycle.body) + body  # a second chunk before the app took the first
+        else:
+            cycle.body += body
         if len(cycle.body) > BODY_BUFFER:
             self.flow.pause_reading()
         cycle.message_event.set()
