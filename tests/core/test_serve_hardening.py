@@ -352,3 +352,31 @@ def test_oversized_headers_get_431():
         status, _, _ = _raw(server.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 30_000
                             + b"\r\n\r\n")
         assert status == 200
+
+
+def test_cli_options_reach_the_protocol(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    import dk.serve.server as server_module
+    from dk.cli.serve import serve
+    from dk.serve.protocol import uvicorn_settings
+
+    seen = {}
+
+    class NoServer:
+        def run(self, sockets):
+            pass
+
+    def fake_make_server(app, host, port, **kw):
+        seen["app"] = app
+        return NoServer()
+
+    monkeypatch.setattr(server_module, "make_server", fake_make_server)
+    result = CliRunner().invoke(serve, ["--plugin", "ort", "--port", "0", "--header-timeout", "0.5",
+                                        "--body-timeout", "2", "--max-connections", "7"])
+    assert result.exit_code == 0, result.output
+    config = seen["app"].state.worker.config
+    assert (config.header_timeout_s, config.body_timeout_s, config.max_connections) == (0.5, 2.0, 7)
+    protocol = uvicorn_settings(seen["app"])["http"]
+    assert (protocol.header_timeout, protocol.max_connections) == (0.5, 7)
