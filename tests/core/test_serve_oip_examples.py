@@ -272,7 +272,7 @@ def test_an_outputs_own_binary_data_setting_wins_over_the_requests():
     """Triton: ``binary_data_output`` is the default, each output's ``binary_data`` overrides it."""
     from dk.serve.tensors import _requested_outputs, encode_response
 
-    names, default, overrides = _requested_outputs(
+    names, default, overrides, _ = _requested_outputs(
         [{"name": "a", "parameters": {"binary_data": False}}, {"name": "b"}], {"binary_data_output": True})
     assert (names, default, overrides) == (["a", "b"], True, {"a": False})
     outputs = {"a": np.array([1.5, 2.5], np.float32), "b": np.array([7, 8], np.int64)}

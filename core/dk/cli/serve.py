@@ -33,6 +33,12 @@ import click
 @click.option("--store", type=click.Path(file_okay=False), default="dk-artifacts", show_default=True,
               help="Artifact store that uploads are written into (under uploads/).")
 @click.option("--max-upload", default="256MiB", show_default=True, help="Largest uploaded model.")
+@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds a client may take to send a request's headers (then 408 and close).")
+@click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a client may take to send a request's body (then 408 and close).")
+@click.option("--max-connections", type=click.IntRange(1), default=1000, show_default=True,
+              help="Open connections at most (one more is answered 503 and closed).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, help="uvicorn's log level (info shows each request).")
 def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
@@ -61,6 +67,7 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
         max_body=parse_size(kw["max_body"], "--max-body"), max_batch=kw["max_batch"],
         max_delay_ms=kw["max_delay_ms"], concurrency=kw["concurrency"], allow_upload=kw["allow_upload"],
         store=kw["store"], max_upload=parse_size(kw["max_upload"], "--max-upload"),
+        header_timeout_s=kw["header_timeout"], body_timeout_s=kw["body_timeout"], max_connections=kw["max_connections"],
     )
     options = parse_key_values(plugin_options)
     config.device, config.engine_options = device, options

@@ -3,6 +3,10 @@
 Endpoints: ``POST /inference`` (raw JPEG/PNG, the Bonseyes/LPDNN worker style), the Open Inference
 Protocol v2 (``/v2/...``, KServe/Triton, JSON or binary tensors), ``GET /metrics`` (Prometheus) and,
 with ``--allow-upload`` only, an ONNX upload into the artifact store. Needs the ``serve`` extra.
+
+Modules import only downward: limits, config, metrics, trace -> bodies, responses, batching,
+jsonpieces -> runner -> worker -> tensors, classification, images, upload -> handlers -> app;
+protocol and server run it on uvicorn (tests/core/test_serve_layers.py checks there is no circle).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import importlib.util
 from dk.errors import MissingDependency
 
 #: Import name -> distribution name of what ``pip install "dk-core[serve]"`` installs.
-SERVE_DEPENDENCIES = {"starlette": "starlette", "uvicorn": "uvicorn", "PIL": "Pillow"}
+SERVE_DEPENDENCIES = {"starlette": "starlette", "uvicorn": "uvicorn", "httptools": "httptools", "PIL": "Pillow"}
 
 
 def require_serve_dependencies() -> None:

@@ -4,97 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from typing import Any, Awaitable, Callable, Mapping
-
-import attrs
+from typing import Any, Awaitable, Callable
 
 from dk.engine import Engine
 from dk.errors import DkError, InputError
+from dk.serve import handlers
 from dk.serve.config import ServeConfig
 from dk.serve.limits import HttpError, scrub
-from dk.serve.metrics import Metrics
-from dk.serve.runner import EngineRunner
+from dk.serve.responses import error_response
+from dk.serve.worker import MODEL_VERSION, ModelInfo, Worker
 
 log = logging.getLogger("dk.serve")
 
-
-@attrs.define
-class ModelInfo:
-    """What ``GET /v2/models/{name}`` reports, from the artifact's manifest."""
-
-    name: str
-    plugin: str = ""
-    precision: str = "fp32"
-    meta: dict[str, Any] = attrs.field(factory=dict)
-    source_sha256: str = ""
-    artifact: str = ""
-
-    @classmethod
-    def from_artifact(cls, artifact: Any, plugin: str, name: str | None = None) -> "ModelInfo":
-        meta = artifact.model_meta
-        return cls(name=name or meta.get("name") or artifact.name, plugin=plugin, precision=artifact.precision,
-                   meta=dict(meta), source_sha256=artifact.manifest.get("source", {}).get("sha256", ""),
-                   artifact=artifact.name)
-
-
-@attrs.define
-class Worker:
-    """The state shared by the handlers of one app."""
-
-    config: ServeConfig
-    model: ModelInfo
-    metrics: Metrics = attrs.field(factory=Metrics)
-    runner: EngineRunner | None = None
-    status: str = "loading"
-    reason: str = "the engine is loading"
-    swap_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
-
-    async def swap(self, engine: Engine, model: ModelInfo) -> None:
-        """Serve ``engine`` as ``model`` from now on; requests already running on the old engine
-        finish there, then it is closed."""
-        old = self.runner
-        self.model = model
-        self.config.model_name = model.name
-        self.start(engine)
-        if old is not None:
-            await old.aclose()
-
-    def start(self, engine: Engine) -> None:
-        c = self.config
-        self.runner = EngineRunner(engine, self.metrics, concurrency=c.concurrency, max_batch=c.max_batch,
-                                   max_delay_ms=c.max_delay_ms)
-        self.status, self.reason = "ready", ""
-
-    def require_ready(self) -> EngineRunner:
-        if self.status != "ready" or self.runner is None:
-            raise HttpError(503, f"model {self.model.name!r} is not ready: {self.reason}")
-        return self.runner
-
-    def require_model(self, name: str, version: str | None = None) -> None:
-        """404 unless ``name`` (and ``version``, when the URL has one) is the served model's."""
-        if name != self.model.name:
-            raise HttpError(404, f"unknown model {name[:64]!r}; this server serves {self.model.name!r}")
-        if version is not None and version != MODEL_VERSION:
-            raise HttpError(404, f"model {name[:64]!r} has no version {version[:16]!r}; it has version {MODEL_VERSION}")
-
-
-#: The one version a dk server serves of its model (OIP URLs may name it).
-MODEL_VERSION = "1"
-
-
-def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None):
-    from starlette.responses import Response
-
-    return Response(json.dumps(data, separators=(",", ":")), status_code=status, headers=dict(headers or {}),
-                    media_type="application/json")
-
-
-def error_response(status: int, message: str):
-    return json_response({"error": scrub(message)}, status)
-
+__all__ = ["MODEL_VERSION", "ModelInfo", "Worker", "create_app"]
 
 _WITH_BODY = {"POST", "PUT", "PATCH"}
 Handler = Callable[[Worker, Any], Awaitable[Any]]
@@ -138,8 +62,6 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from dk.serve import handlers
-
     worker = Worker(config=config, model=model)
     if isinstance(engine, Engine):
         worker.start(engine)
@@ -154,13 +76,16 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         if worker.runner is not None:
             await worker.runner.aclose()
 
-    routes = [
+    routes = [  # starlette tries them in order: infer first
+        ("/v2/models/{name}/infer", "POST", handlers.infer),
         ("/v2/health/live", "GET", handlers.live), ("/v2/health/ready", "GET", handlers.ready),
         ("/v2", "GET", handlers.server_metadata), ("/v2/models/{name}", "GET", handlers.model_metadata),
         ("/v2/models/{name}/ready", "GET", handlers.model_ready),
         ("/v2/models/{name}/versions/{version}", "GET", handlers.model_metadata),
         ("/v2/models/{name}/versions/{version}/ready", "GET", handlers.model_ready),
-        ("/v2/models/{name}/infer", "POST", handlers.infer),
+        ("/v2/models/{name}/config", "GET", handlers.model_config),
+        ("/v2/models/{name}/versions/{version}/config", "GET", handlers.model_config),
+        ("/v2/repository/index", "POST", handlers.repository_index),
         ("/v2/models/{name}/versions/{version}/infer", "POST", handlers.infer),
         ("/inference", "POST", handlers.inference), ("/metrics", "GET", handlers.metrics),
     ]

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
+import attrs
 import numpy as np
 
 from dk.serve.limits import HttpError
 from dk.specs import TensorSpec
 
-if TYPE_CHECKING:
-    from dk.serve.runner import EngineRunner, Timing
+#: One engine call: feeds -> (outputs, seconds spent inside ``engine.infer``).
+EngineCall = Callable[[Mapping[str, np.ndarray]], Awaitable[tuple[dict[str, np.ndarray], float]]]
+
+
+@attrs.define
+class Timing:
+    """Where one request's engine time went, in milliseconds."""
+
+    queue_ms: float
+    infer_ms: float
+    batch: int = 1
+    engine_start: float = 0.0  # perf_counter seconds (unbatched calls; for DK_SERVE_TRACE)
+    engine_end: float = 0.0
 
 
 def batch_limit(specs: Sequence[TensorSpec], max_batch: int) -> int:
@@ -40,8 +52,9 @@ class DynamicBatcher:
     """Collects requests for up to ``max_delay`` seconds or ``max_batch`` samples, runs them as one
     batch and hands each request its slice of the outputs."""
 
-    def __init__(self, runner: EngineRunner, max_batch: int, max_delay: float):
-        self.runner = runner
+    def __init__(self, run: EngineCall, concurrency: int, max_batch: int, max_delay: float):
+        self.run = run
+        self.concurrency = concurrency
         self.max_batch = max_batch
         self.max_delay = max_delay
         self._queue: asyncio.Queue[_Item] | None = None
@@ -56,7 +69,7 @@ class DynamicBatcher:
     async def submit(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Timing]:
         if self._task is None:
             self._queue = asyncio.Queue()
-            self._slots = asyncio.Semaphore(self.runner.concurrency)
+            self._slots = asyncio.Semaphore(self.concurrency)
             self._task = asyncio.get_running_loop().create_task(self._collect())
         item = _Item(feeds, asyncio.get_running_loop().create_future())
         if item.size > self.max_batch:
@@ -93,8 +106,6 @@ class DynamicBatcher:
             task.add_done_callback(self._running.discard)
 
     async def _execute(self, batch: list[_Item], size: int) -> None:
-        from dk.serve.runner import Timing
-
         try:
             live = [i for i in batch if not i.future.done()]
             if not live:
@@ -103,7 +114,7 @@ class DynamicBatcher:
                 name: np.concatenate([i.feeds[name] for i in live]) for name in live[0].feeds}
             started = time.perf_counter()
             try:
-                outputs, seconds = await self.runner.run(feeds)
+                outputs, seconds = await self.run(feeds)
             except BaseException as exc:  # every waiting request gets the engine's error
                 for item in live:
                     if not item.future.done():

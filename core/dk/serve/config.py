@@ -28,6 +28,12 @@ class ServeConfig:
     :ivar store: The artifact store uploads are written into.
     :ivar max_upload: Largest uploaded model in bytes.
     :ivar device/engine_options: Where and how ``.../load`` opens an uploaded model (as the served one).
+    :ivar header_timeout_s: Longest wait for a request's headers, from the connection or its first
+        byte (the connection is then answered 408 and closed).
+    :ivar body_timeout_s: Longest wait for a whole request body once its headers are in (408, closed).
+    :ivar max_connections: Open connections at most; one more is answered 503 and closed.
+    :ivar inline_below_ms: Engines whose calls stay shorter than this run on the event loop, without
+        a thread hop (see :class:`dk.serve.runner.EngineRunner`); 0: always in a worker thread.
     """
 
     model_name: str = "model"
@@ -42,6 +48,10 @@ class ServeConfig:
     max_upload: int = 256 * MIB
     device: str = "cpu"
     engine_options: dict = attrs.field(factory=dict)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
+    inline_below_ms: float = 1.0
 
 
 def parse_size(text: str | int, option: str = "--max-body") -> int:

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dk import __version__
-from dk.serve.app import MODEL_VERSION, json_response
+from dk.serve import trace
+from dk.serve.bodies import read_limited
+from dk.serve.classification import top_classes
 from dk.serve.images import image_to_tensor
-from dk.serve.limits import HttpError, read_limited
+from dk.serve.limits import HttpError
+from dk.serve.responses import json_response
 from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
+from dk.serve.upload import open_uploaded, store_upload
+from dk.serve.worker import MODEL_VERSION, Worker
 
-if TYPE_CHECKING:
-    from dk.serve.app import Worker
-
-#: Bodies larger than this are decoded and encoded in a worker thread, not on the event loop.
+#: Images and outputs larger than this are decoded or encoded in a worker thread, not on the event loop.
 OFFLOAD_BYTES = 1 << 20
+#: JSON larger than this is checked and parsed in a worker thread (JSON tensors parse in 20-65 ms per
+#: MiB on the development machine, benchmarks/bench_serve_parse.py: a few ms on the loop at most).
+JSON_OFFLOAD_BYTES = 256 << 10
 
 
-async def read_body(worker: Worker, request: Any) -> bytes:
-    """The request body within ``--max-body``; marks it read so that errors after it keep the connection."""
-    body = await read_limited(request.stream(), request.headers.get("content-length"), worker.config.max_body)
+async def read_body(worker: Worker, request: Any, align_at: int | None = None) -> bytes | bytearray | memoryview:
+    """The request body (gzip/deflate decompressed) within ``--max-body`` and the body timeout;
+    marks it read so that errors after it keep the connection. ``align_at``: see ``read_limited``."""
+    headers, config = request.headers, worker.config
+    body = await read_limited(request.stream(), headers.get("content-length"), config.max_body,
+                              encoding=headers.get("content-encoding"), timeout=config.body_timeout_s,
+                              align_at=align_at)
     request.state.body_read = True
     return body
 
@@ -44,7 +54,8 @@ async def model_ready(worker: Worker, request: Any) -> Any:
 
 
 async def server_metadata(worker: Worker, request: Any) -> Any:
-    extensions = ["binary_tensor_data"] + (["model_repository_upload"] if worker.config.allow_upload else [])
+    extensions = ["binary_tensor_data", "classification", "model_configuration", "model_repository"] + (
+        ["model_repository_upload"] if worker.config.allow_upload else [])
     return json_response({"name": "dk", "version": __version__, "extensions": extensions,
                           "models": [worker.model.name]})
 
@@ -66,33 +77,89 @@ async def model_metadata(worker: Worker, request: Any) -> Any:
     })
 
 
+#: OIP datatype -> Triton model-configuration data_type.
+_CONFIG_TYPES = {"BOOL": "TYPE_BOOL", "BYTES": "TYPE_STRING"}
+
+
+async def model_config(worker: Worker, request: Any) -> Any:
+    """Triton's model configuration extension (tritonclient ``get_model_config``): what dk knows."""
+    worker.require_model(request.path_params["name"], request.path_params.get("version"))
+    runner = worker.require_ready()
+    engine, model = runner.engine, worker.model
+    batcher = runner.batcher
+
+    def tensors(specs: Any) -> list[dict[str, Any]]:
+        out = []
+        for s in specs:
+            datatype = datatype_of(s.dtype)
+            dims = oip_shape(s)
+            out.append({"name": s.name, "data_type": _CONFIG_TYPES.get(datatype, f"TYPE_{datatype}"),
+                        "dims": dims[1:] if batcher is not None else dims})
+        return out
+
+    config: dict[str, Any] = {
+        "name": model.name, "platform": f"dk-{model.plugin}" if model.plugin else "dk", "backend": "dk",
+        "version_policy": {"specific": {"versions": [int(MODEL_VERSION)]}},
+        "max_batch_size": batcher.max_batch if batcher is not None else 0,
+        "input": tensors(engine.inputs), "output": tensors(engine.outputs),
+        "instance_group": [{"count": runner.concurrency, "kind": "KIND_CPU" if engine.device == "cpu" else "KIND_GPU"}],
+        "parameters": {"precision": {"string_value": model.precision}, "artifact": {"string_value": model.artifact}},
+    }
+    if batcher is not None:
+        config["dynamic_batching"] = {"max_queue_delay_microseconds": int(batcher.max_delay * 1e6)}
+    return json_response(config)
+
+
+async def repository_index(worker: Worker, request: Any) -> Any:
+    """The model repository extension's index (tritonclient ``get_model_repository_index``): the one model."""
+    await read_body(worker, request)
+    state = "READY" if worker.status == "ready" else "UNAVAILABLE"
+    entry = {"name": worker.model.name, "version": MODEL_VERSION, "state": state}
+    if state != "READY":
+        entry["reason"] = worker.reason
+    return json_response([entry])
+
+
 async def infer(worker: Worker, request: Any) -> Any:
+    """OIP v2 infer. Only the JSON part is parsed (in a worker thread when it is large, so that
+    liveness keeps answering); binary tensors are views of the received body."""
     worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     start = time.perf_counter()
-    body = await read_body(worker, request)
-    received = time.perf_counter()
     header = request.headers.get(BINARY_HEADER)
-    args = (body, header, runner.engine.inputs)
-    kwargs = {"max_depth": worker.config.max_json_depth, "max_bytes": worker.config.max_body}
-    if len(body) > OFFLOAD_BYTES:
-        decoded = await asyncio.get_running_loop().run_in_executor(None, lambda: decode_request(*args, **kwargs))
+    binary_at = int(header) if header is not None and header.isdigit() else None
+    body = await read_body(worker, request, align_at=binary_at)
+    received = time.perf_counter()
+    config = worker.config
+    json_bytes = binary_at if binary_at is not None else len(body)
+    if json_bytes > JSON_OFFLOAD_BYTES:
+        decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+            decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,
+            max_bytes=config.max_body))
     else:
-        decoded = decode_request(*args, **kwargs)
+        decoded = decode_request(body, header, runner.engine.inputs, max_depth=config.max_json_depth,
+                                 max_bytes=config.max_body)
     decoded_at = time.perf_counter()
     outputs, timing = await runner.infer(decoded.inputs)
+    resumed = time.perf_counter()
     if decoded.requested_outputs is not None:
         unknown = [n for n in decoded.requested_outputs if n not in outputs]
         if unknown:
             raise HttpError(400, f"unknown output(s) {', '.join(repr(n[:64]) for n in unknown)}; the model has "
                                  f"{', '.join(map(repr, outputs))}")
         outputs = {n: outputs[n] for n in decoded.requested_outputs}
+    for name, k in decoded.classification.items():
+        outputs[name] = top_classes(name, outputs[name], k, worker.model.meta.get("labels"))
     params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
               "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
-    big = sum(np.asarray(v).nbytes for v in outputs.values()) > OFFLOAD_BYTES
-    encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params, decoded.binary_overrides)
-    if big:
-        content, headers = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_response(*encode))
+    if trace.ENABLED:
+        params["trace_ms"] = trace.stages(request.scope, {
+            "start": start, "received": received, "decoded": decoded_at, "engine_start": timing.engine_start,
+            "engine_end": timing.engine_end, "resumed": resumed, "encoded": time.perf_counter()})
+    encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params,
+              decoded.binary_overrides)
+    if sum(v.nbytes for v in outputs.values()) > OFFLOAD_BYTES:
+        content, headers = await asyncio.get_running_loop().run_in_executor(None, encode_response, *encode)
     else:
         content, headers = encode_response(*encode)
     from starlette.responses import Response
@@ -143,8 +210,6 @@ async def metrics(worker: Worker, request: Any) -> Any:
 
 
 async def upload(worker: Worker, request: Any) -> Any:
-    from dk.serve.upload import store_upload
-
     info = await store_upload(request.path_params["name"], request.stream(), request.headers.get("content-length"),
                               worker.config.store, worker.config.max_upload)
     request.state.body_read = True
@@ -153,8 +218,6 @@ async def upload(worker: Worker, request: Any) -> Any:
 
 async def load(worker: Worker, request: Any) -> Any:
     """OIP model repository ``load``: serve an uploaded model instead of the current one."""
-    from dk.serve.upload import open_uploaded
-
     request.state.body_read = True  # the body, if any, is not used
     if worker.swap_lock.locked():
         raise HttpError(409, "another model is being loaded; try again when it is done")

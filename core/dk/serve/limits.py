@@ -1,16 +1,13 @@
-"""Defences applied before any parsing: body size while streaming, JSON depth, declared shapes."""
+"""Defences applied before any parsing: the error type, JSON depth (linear), declared shapes."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-~+@]+){2,}[\\/]?")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENS = {ord("["), ord("{")}
 MAX_RANK = 16
 
 
@@ -30,39 +27,53 @@ def scrub(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """The whole body, or 413 as soon as the declared length or the bytes received exceed ``limit``.
+def json_depth(body: bytes | bytearray | memoryview, block: int = 1 << 18) -> int:
+    """Deepest nesting of arrays and objects in a JSON text, without parsing it.
 
-    A lying or absent Content-Length does not matter: bytes are counted as they arrive.
+    Linear in the body whatever it holds (vectorised, in blocks of ``block`` bytes, so that other
+    threads get the GIL between blocks: a 64 MiB body run in a worker thread leaves the event loop
+    answering within milliseconds): a quote counts
+    as a string delimiter unless an odd run of backslashes precedes it, and brackets inside strings
+    do not count. Exact for valid JSON; for invalid JSON the parser that follows refuses it anyway.
     """
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise HttpError(400, f"Content-Length {declared[:40]!r} is not a number")
-        if int(declared) > limit:
-            raise HttpError(413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-    parts: list[bytes] = []
-    received = 0
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > limit:
-            raise HttpError(413, f"request body exceeds the limit of {limit} bytes")
-        if chunk:
-            parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    data = np.frombuffer(body, dtype=np.uint8)
+    depth = deepest = 0
+    in_string = False  # inside a string at the block boundary
+    backslashes = 0  # length of the run of backslashes that ended the previous block
+    for start in range(0, len(data), block):
+        chunk = data[start: start + block]
+        slash = chunk == 92
+        quotes = chunk == 34
+        run = None
+        if backslashes or slash.any():
+            index = np.arange(len(chunk), dtype=np.int32)
+            # For every position, the index of the last non-backslash at or before it (runs carried over).
+            last_plain = np.maximum.accumulate(np.where(slash, np.int32(-1 - backslashes), index))
+            run = index - last_plain  # backslashes ending at each position (0 where there is none)
+            before = np.empty_like(run)
+            before[0], before[1:] = backslashes, run[:-1]
+            quotes &= before % 2 == 0
+        if quotes.any():
+            inside = np.cumsum(quotes, dtype=np.int32) % 2 == (0 if in_string else 1)
+            in_string = bool(inside[-1])
+        else:
+            inside = in_string
+        steps = ((chunk == 91) | (chunk == 123)).view(np.int8) - ((chunk == 93) | (chunk == 125)).view(np.int8)
+        steps[inside] = 0
+        if steps.any():
+            level = np.cumsum(steps, dtype=np.int64) + depth
+            deepest = max(deepest, int(level.max()))
+            depth = int(level[-1])
+        backslashes = int(run[-1]) if run is not None else 0
+    return deepest
 
 
-def json_depth(body: bytes) -> int:
-    """Deepest nesting of arrays and objects in a JSON text, without parsing it (linear, in C)."""
-    brackets = _JSON_STRING.sub(b'""', body).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    steps = np.frombuffer(brackets, dtype=np.uint8)
-    delta = np.where((steps == 91) | (steps == 123), 1, -1).astype(np.int32)
-    return int(np.cumsum(delta).max())
-
-
-def check_depth(body: bytes, limit: int) -> None:
-    if body.count(b"[") + body.count(b"{") > limit and json_depth(body) > limit:
+def check_depth(body: bytes | bytearray, limit: int) -> None:
+    """400 when ``body`` nests deeper than ``limit``. Small bodies with few brackets skip the scan
+    (``bytes.count`` is one C pass, but holds the GIL: large bodies go straight to the blocked scan)."""
+    if len(body) <= 1 << 20 and body.count(b"[") + body.count(b"{") <= limit:
+        return
+    if json_depth(body) > limit:
         raise HttpError(400, f"JSON nested deeper than {limit} levels")
 
 

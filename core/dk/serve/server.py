@@ -18,10 +18,12 @@ def make_server(app: Any, host: str = "127.0.0.1", port: int = 8000, *, log_leve
     """
     import uvicorn
 
+    from dk.serve.protocol import uvicorn_settings
+
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=access_log, lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False, date_header=False,
-        timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024,
+        timeout_keep_alive=30, **uvicorn_settings(app),
     )
     return uvicorn.Server(config)
 

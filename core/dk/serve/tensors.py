@@ -7,18 +7,25 @@ whose ``parameters.binary_data_size`` is set, in order.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Mapping, Sequence
 
 import attrs
 import numpy as np
 
-from dk.oip import DATATYPES, NUMPY_TO_DATATYPE, encode_tensor
+from dk.oip import DATATYPES, NUMPY_TO_DATATYPE, NonFiniteError, encode_tensor
+from dk.serve.jsonpieces import MARKER, cut_data_arrays, parse_numbers
 from dk.serve.limits import HttpError, check_depth, check_shape, element_count
+from dk.serve.responses import dumps
 from dk.specs import TensorSpec
 
 BINARY_HEADER = "inference-header-content-length"
+#: OIP datatype -> (numpy dtype, its little-endian wire dtype), made once.
+_DTYPES = {k: (np.dtype(v), np.dtype(v).newbyteorder("<")) for k, v in DATATYPES.items()}
 MAX_TENSORS = 64
+#: JSON bodies larger than this have their ``data`` arrays parsed in pieces (the GIL free between).
+PIECEWISE_BYTES = 1 << 20
 
 
 @attrs.define
@@ -30,8 +37,10 @@ class InferRequest:
     binary_outputs: bool  # the request's binary_data_output: the default for every output
     requested_outputs: list[str] | None
     binary_overrides: dict[str, bool] = attrs.field(factory=dict)  # an output's own binary_data
+    classification: dict[str, int] = attrs.field(factory=dict)  # output -> top-k of the classification extension
 
 
+@functools.lru_cache(maxsize=None)
 def datatype_of(dtype: str) -> str:
     return NUMPY_TO_DATATYPE.get(np.dtype(dtype).name, "BYTES")
 
@@ -40,27 +49,45 @@ def oip_shape(spec: TensorSpec) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in spec.shape]
 
 
-def parse_json(body: bytes, max_depth: int) -> Any:
+def _non_finite(literal: str) -> Any:
+    raise HttpError(400, f"JSON holds {literal}, which is not a JSON number; send finite numbers, or binary tensors "
+                         "for NaN and Infinity")
+
+
+def parse_json(body: bytes | bytearray, max_depth: int, arrays: list | None = None) -> Any:
+    """The JSON document of ``body``: linear-time depth check first, then the C parser; NaN and
+    Infinity literals are refused (400), as they are not JSON. With ``arrays`` (a list to fill) a
+    body over ``PIECEWISE_BYTES`` has its ``data`` arrays cut out for :mod:`dk.serve.jsonpieces`."""
     check_depth(body, max_depth)
+    if arrays is not None and len(body) > PIECEWISE_BYTES:
+        body, cut = cut_data_arrays(body)
+        arrays.extend(cut)
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_non_finite)
     except RecursionError:
         raise HttpError(400, f"JSON nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
 
 
-def decode_request(body: bytes, header_length: str | None, specs: Sequence[TensorSpec], *, max_depth: int,
-                   max_bytes: int) -> InferRequest:
-    """Validate and decode an infer request against the model's input specs (400 on any problem)."""
-    binary = b""
+def decode_request(body: bytes | bytearray | memoryview, header_length: str | None, specs: Sequence[TensorSpec],
+                   *, max_depth: int, max_bytes: int) -> InferRequest:
+    """Validate and decode an infer request against the model's input specs (400 on any problem).
+
+    Binary tensors are views of ``body`` (``np.frombuffer``, no copy unless misaligned); only the
+    JSON header is parsed, never the binary part.
+    """
+    binary = memoryview(b"")
     if header_length is not None:
         if not header_length.strip().isdigit() or int(header_length) > len(body):
             raise HttpError(400, f"Inference-Header-Content-Length {header_length[:40]!r} is not a length "
                                  f"within the {len(body)}-byte body")
         split = int(header_length)
-        body, binary = body[:split], body[split:]
-    doc = parse_json(body, max_depth)
+        body, binary = bytes(body[:split]), memoryview(body)[split:]
+    elif isinstance(body, memoryview):
+        body = bytes(body)
+    arrays: list[memoryview] = []
+    doc = parse_json(body, max_depth, arrays)
     if not isinstance(doc, dict):
         raise HttpError(400, "request must be a JSON object with an 'inputs' list")
     raw_inputs = doc.get("inputs")
@@ -72,7 +99,7 @@ def decode_request(body: bytes, header_length: str | None, specs: Sequence[Tenso
     inputs: dict[str, np.ndarray] = {}
     offset = 0
     for raw in raw_inputs:
-        array, used = _decode_input(raw, by_name, binary, offset, max_bytes)
+        array, used = _decode_input(raw, by_name, binary, offset, max_bytes, arrays)
         offset += used
         if raw["name"] in inputs:
             raise HttpError(400, f"input {raw['name']!r} is given twice")
@@ -85,14 +112,14 @@ def decode_request(body: bytes, header_length: str | None, specs: Sequence[Tenso
                              f"{', '.join(map(repr, by_name))}")
     params = doc.get("parameters") if isinstance(doc.get("parameters"), dict) else {}
     outputs = doc.get("outputs")
-    requested, binary_out, overrides = _requested_outputs(outputs, params)
+    requested, binary_out, overrides, classes = _requested_outputs(outputs, params)
     request_id = doc.get("id")
     return InferRequest(str(request_id)[:128] if request_id is not None else None, inputs, binary_out, requested,
-                        overrides)
+                        overrides, classes)
 
 
-def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: bytes, offset: int,
-                  max_bytes: int) -> tuple[np.ndarray, int]:
+def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryview, offset: int,
+                  max_bytes: int, arrays: Sequence[memoryview] = ()) -> tuple[np.ndarray, int]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise HttpError(400, "each input must be an object with 'name', 'shape', 'datatype' and 'data'")
     name = raw["name"]
@@ -103,7 +130,7 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: bytes, of
     expected = datatype_of(spec.dtype)
     if datatype != expected:
         raise HttpError(400, f"input {name!r} has datatype {str(datatype)[:16]!r}, the model expects {expected}")
-    dtype = np.dtype(DATATYPES[datatype])
+    dtype, wire = _DTYPES[datatype]
     shape = check_shape(name, raw.get("shape"), dtype.itemsize, max_bytes)
     _check_against_spec(name, shape, spec)
     count = element_count(shape)
@@ -115,20 +142,26 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: bytes, of
                                  f"{list(shape)} of {datatype} ({count * dtype.itemsize} bytes)")
         if offset + size > len(binary):
             raise HttpError(400, f"input {name!r}: binary data ends after {len(binary) - offset} of {size} bytes")
-        array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
-        return array.astype(dtype, copy=False).reshape(shape), size
+        array = np.frombuffer(binary, dtype=wire, count=count, offset=offset)
+        array = array.astype(dtype, copy=False).reshape(shape)
+        return (array if array.flags.aligned else array.copy()), size
     if "data" not in raw:
         raise HttpError(400, f"input {name!r} has no 'data' (and no binary_data_size)")
     data = raw["data"]
-    if not isinstance(data, list):
+    if isinstance(data, dict) and isinstance(data.get(MARKER), int) and 0 <= data[MARKER] < len(arrays):
+        data = parse_numbers(arrays[data[MARKER]], name, datatype, _non_finite)  # flat; the count is checked below
+    elif not isinstance(data, list):
         data = [data]
     try:
-        array = np.array(data)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(array.dtype)
-        array = array.astype(dtype, copy=False)
+        parsed = np.asarray(data)
+        if parsed.dtype.kind not in "biuf":
+            raise TypeError(parsed.dtype)
+        array = parsed.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError):
         raise HttpError(400, f"input {name!r}: data is not a (nested) list of {datatype} numbers") from None
+    if parsed.dtype.kind == "f" and not np.isfinite(parsed).all():
+        raise HttpError(400, f"input {name!r}: data holds a number out of range (such as 1e999), which would be "
+                             "Infinity; send finite numbers, or a binary tensor for NaN and Infinity")
     if array.size != count:
         raise HttpError(400, f"input {name!r}: data holds {array.size} values, shape {list(shape)} needs {count}")
     return array.reshape(shape), 0
@@ -140,21 +173,32 @@ def _check_against_spec(name: str, shape: tuple[int, ...], spec: TensorSpec) -> 
                              f"{[d if isinstance(d, int) else -1 for d in spec.shape]}")
 
 
-def _requested_outputs(outputs: Any, params: Mapping[str, Any]) -> tuple[list[str] | None, bool, dict[str, bool]]:
-    """Requested output names, the request's default ``binary_data_output``, and each output's own
-    ``binary_data`` where it says (Triton's binary extension: the output's setting wins)."""
+def _requested_outputs(outputs: Any, params: Mapping[str, Any]) \
+        -> tuple[list[str] | None, bool, dict[str, bool], dict[str, int]]:
+    """Requested output names, the request's default ``binary_data_output``, each output's own
+    ``binary_data`` where it says (Triton's binary extension: the output's setting wins), and the
+    top-k of outputs that ask for the classification extension (``parameters.classification``)."""
     binary = params.get("binary_data_output") is True
+    if "classification" in params:
+        raise HttpError(400, "'classification' is a parameter of an output, not of the request: "
+                             "put it in outputs[i].parameters")
     if outputs is None:
-        return None, binary, {}
+        return None, binary, {}, {}
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                 for o in outputs):
         raise HttpError(400, "'outputs' must be a list of objects with a 'name'")
-    overrides = {}
+    overrides, classes = {}, {}
     for o in outputs:
         p = o.get("parameters")
         if isinstance(p, dict) and isinstance(p.get("binary_data"), bool):
             overrides[o["name"]] = p["binary_data"]
-    return [o["name"] for o in outputs], binary, overrides
+        if isinstance(p, dict) and "classification" in p:
+            k = p["classification"]
+            if type(k) is not int or k < 1:
+                raise HttpError(400, f"output {o['name'][:64]!r}: classification must be a positive integer "
+                                     f"(the top k classes), not {str(k)[:20]}")
+            classes[o["name"]] = k
+    return [o["name"] for o in outputs], binary, overrides, classes
 
 
 def encode_response(model: str, version: str, request_id: str | None, outputs: Mapping[str, np.ndarray],
@@ -165,7 +209,12 @@ def encode_response(model: str, version: str, request_id: str | None, outputs: M
     entries = []
     blobs = []
     for name, value in outputs.items():
-        entry, blob = encode_tensor(name, value, (overrides or {}).get(name, binary))
+        as_binary = (overrides or {}).get(name, binary)
+        try:
+            entry, blob = encode_tensor(name, value, as_binary)
+        except NonFiniteError:
+            raise HttpError(500, f"output {name[:64]!r} holds NaN or Infinity, which JSON cannot carry; ask for it "
+                                 "as binary (parameters.binary_data_output, or the output's binary_data)") from None
         entries.append(entry)
         if blob is not None:
             blobs.append(blob)
@@ -173,7 +222,7 @@ def encode_response(model: str, version: str, request_id: str | None, outputs: M
                            "parameters": dict(parameters)}
     if request_id is not None:
         doc["id"] = request_id
-    header = json.dumps(doc, separators=(",", ":")).encode()
+    header = dumps(doc)
     if not blobs:
         return header, {"content-type": "application/json"}
     return header + b"".join(blobs), {"content-type": "application/octet-stream",

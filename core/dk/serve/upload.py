@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 
 from dk.errors import ModelError
 from dk.serve.limits import HttpError
+from dk.serve.worker import ModelInfo
 
 UPLOAD_PLUGIN = "uploads"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -89,8 +90,6 @@ def open_uploaded(name: str, plugin: str, config: Any) -> tuple[Any, Any]:
     """Build the uploaded model ``name`` with the serving plugin (cached in the store like every
     artifact) and open it on the configured device: (engine, ModelInfo)."""
     from dk import api, pipeline
-    from dk.serve.app import ModelInfo
-
     check_name(name)
     folder = (Path(config.store) / UPLOAD_PLUGIN / name).resolve()
     if not (folder / "dk.json").is_file():

@@ -1,0 +1,159 @@
+"""Reading a request body: size limit while streaming, a read timeout, and gzip/deflate bodies
+decompressed with the limit applied to the decompressed size (a zip bomb stops at the limit)."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import AsyncIterator
+
+from dk.serve.limits import HttpError
+
+#: Content-Encoding -> zlib ``wbits`` (gzip framing; deflate is the zlib format, as HTTP and Triton mean it).
+_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+
+
+def decompressor(encoding: str | None) -> "zlib._Decompress | None":
+    """The decompressor for a Content-Encoding header, None for identity, 415 for anything else."""
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name not in _WBITS:
+        raise HttpError(415, f"Content-Encoding {name[:32]!r} is not supported; send gzip, deflate or identity")
+    return zlib.decompressobj(_WBITS[name])
+
+
+async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int, *,
+                       encoding: str | None = None, timeout: float | None = None,
+                       align_at: int | None = None) -> bytes | bytearray | memoryview:
+    """The whole (decompressed) body, or 413 as soon as the declared length, the bytes received or
+    the bytes decompressed exceed ``limit``; 408 when it has not all arrived within ``timeout`` s.
+
+    A lying or absent Content-Length does not matter: bytes are counted as they arrive. With a
+    declared length (and no encoding) the chunks are copied, as they arrive, into one buffer where
+    byte ``align_at`` (the start of binary tensors, when given) is 64-byte aligned: tensors are
+    views of it, one copy in all, and no join of a large body blocks the event loop.
+    """
+    if (encoding or "").strip().lower() in ("", "identity") and declared is not None and declared.strip().isdigit() \
+            and int(declared) <= limit and (align_at is None or align_at <= int(declared)):
+        return await _read_into_buffer(chunks, int(declared), limit, timeout, align_at)
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise HttpError(400, f"Content-Length {declared[:40]!r} is not a number")
+        if int(declared) > limit:
+            raise HttpError(413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    inflate = decompressor(encoding)
+    parts = bytearray()  # grown chunk by chunk: no join of a large body at the end
+    state = {"received": 0, "produced": 0}
+    with _Deadline(timeout) as deadline:
+        try:
+            async for chunk in chunks:
+                state["received"] += len(chunk)
+                if state["received"] > limit:
+                    raise HttpError(413, f"request body exceeds the limit of {limit} bytes")
+                if inflate is not None:
+                    _inflate(inflate, chunk, parts, state, limit)
+                else:
+                    parts += chunk
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise
+            deadline.uncancel()
+            raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
+    if inflate is not None:
+        _finish(inflate, parts, state, limit, encoding)
+    return parts
+
+
+async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: int, timeout: float | None,
+                            align_at: int | None) -> bytearray | memoryview:
+    """A bytearray of the body (JSON only), or a view of one with byte ``align_at`` aligned."""
+    import numpy as np
+
+    # Neither is zero-filled up front (bytearray(n) would memset all of it on the event loop).
+    if align_at is None:
+        buffer = bytearray()  # grows by each chunk (realloc; large blocks are remapped, not copied)
+        view = None
+    else:
+        array = np.empty(length + ALIGNMENT, np.uint8)
+        start = (-(array.ctypes.data + align_at)) % ALIGNMENT
+        buffer, view = array, memoryview(array)[start: start + length]
+    received = 0
+    with _Deadline(timeout) as deadline:
+        try:
+            async for chunk in chunks:
+                end = received + len(chunk)
+                if end > length:  # more than declared: only a broken client or server does this
+                    raise HttpError(413 if end > limit else 400,
+                                    f"request body is longer than its Content-Length {length}")
+                if view is None:
+                    buffer += chunk
+                else:
+                    view[received:end] = chunk
+                received = end
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise
+            deadline.uncancel()
+            raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
+    if received != length:
+        raise HttpError(400, f"request body ended after {received} of its {length} declared bytes")
+    return buffer if align_at is None else view
+
+
+#: Alignment of binary tensors in a body read with ``align_at`` (a cache line; numpy needs the itemsize).
+ALIGNMENT = 64
+
+
+class _Deadline:
+    """Cancels the current task after ``seconds`` (None: never); ``expired`` tells that cancel from
+    others. One timer per request (``asyncio.timeout`` needs Python 3.11)."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.expired = False
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+
+    def __enter__(self) -> "_Deadline":
+        if self.seconds is not None:
+            self._task = asyncio.current_task()
+            self._handle = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+        return self
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+
+    def uncancel(self) -> None:
+        if hasattr(self._task, "uncancel"):
+            self._task.uncancel()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+def _inflate(inflate: "zlib._Decompress", data: bytes, parts: bytearray, state: dict, limit: int) -> None:
+    try:
+        while data:
+            piece = inflate.decompress(data, limit + 1 - state["produced"])
+            state["produced"] += len(piece)
+            if state["produced"] > limit:
+                raise HttpError(413, f"decompressed request body exceeds the limit of {limit} bytes")
+            parts += piece
+            data = inflate.unconsumed_tail
+    except zlib.error as exc:
+        raise HttpError(400, f"body is not valid compressed data for its Content-Encoding: {exc}") from None
+
+
+def _finish(inflate: "zlib._Decompress", parts: bytearray, state: dict, limit: int, encoding: str | None) -> None:
+    try:
+        rest = inflate.flush()
+    except zlib.error as exc:
+        raise HttpError(400, f"body is not valid compressed data for its Content-Encoding: {exc}") from None
+    if state["produced"] + len(rest) > limit:
+        raise HttpError(413, f"decompressed request body exceeds the limit of {limit} bytes")
+    parts += rest
+    if not inflate.eof:
+        raise HttpError(400, f"the {encoding.strip().lower()} body ends before its compressed stream does")

@@ -1,0 +1,132 @@
+"""uvicorn's httptools HTTP/1.1 protocol with dk's connection rules: malformed framing answered
+``{"error": ...}`` like every other error, a header read timeout (408, then close), a header size
+limit (431, then close) and a cap on open connections (503, then close).
+
+Why httptools: its parser is llhttp (Node.js's, in C), several times faster per request than the
+pure-Python h11 and with the same behaviour on malformed input; see docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from dk.serve import trace
+from dk.serve.config import ServeConfig
+
+
+#: Bytes of a request body buffered per connection before reading pauses until the app takes them.
+BODY_BUFFER = 1 << 20
+#: Largest request line plus headers (llhttp has no limit of its own; h11's default is 16 KiB).
+MAX_HEADER_BYTES = 64 << 10
+
+
+def uvicorn_settings(app: Any) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``: this protocol bound to the limits of the app's
+    :class:`ServeConfig` (the defaults for an app that has none)."""
+    worker = getattr(getattr(app, "state", None), "worker", None)
+    config = getattr(worker, "config", None) or ServeConfig()
+    protocol = type("DkHttpProtocol", (DkHttpProtocol,), {
+        "header_timeout": config.header_timeout_s, "max_connections": config.max_connections})
+    return {"http": protocol, "proxy_headers": False, "h11_max_incomplete_event_size": 64 * 1024}
+
+
+def error_bytes(status: int, message: str) -> bytes:
+    """A complete ``{"error": message}`` response that closes the connection."""
+    body = json.dumps({"error": message}).encode()
+    return b"".join([STATUS_LINE[status], b"content-type: application/json\r\n",
+                     b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body])
+
+
+class DkHttpProtocol(HttpToolsProtocol):
+    """One connection. ``header_timeout`` runs from the connection (or the end of the previous
+    response's keep-alive wait) to the end of the request's headers."""
+
+    header_timeout: float | None = 10.0
+    max_connections: int | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        if self.max_connections is not None and len(self.connections) > self.max_connections:
+            self.logger.warning("refused a connection: %d open, the limit is %d", len(self.connections) - 1,
+                                self.max_connections)
+            self._answer(503, f"the server has {self.max_connections} connections open, its limit; try again later")
+            return
+        self._arm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        if self.header_timeout is not None and self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self._answer(408, f"the request headers did not arrive within {self.header_timeout:g} s")
+
+    def _answer(self, status: int, message: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(error_bytes(status, message))
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._headers_too_large = True
+            raise ValueError("request headers too large")  # httptools stops parsing: send_400_response
+        trace.stamp(self.scope, trace.BEGIN)
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        trace.stamp(self.scope, trace.HEADERS)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        """uvicorn's, with a larger buffer before reading pauses (``BODY_BUFFER`` instead of 64 KiB):
+        a ResNet-sized body then arrives without a pause/resume round trip per 64 KiB; and a chunk
+        the app takes before the next arrives is handed on as it came (uvicorn copies it twice)."""
+        cycle = self.cycle
+        if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
+            return
+        if not cycle.body:
+            cycle.body = body  # the chunk itself: uvicorn's receive() hands ``bytes(body)`` on, no copy
+        elif isinstance(cycle.body, bytes):
+            cycle.body = bytearray(cycle.body) + body  # a second chunk before the app took the first
+        else:
+            cycle.body += body
+        if len(cycle.body) > BODY_BUFFER:
+            self.flow.pause_reading()
+        cycle.message_event.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """Malformed framing (bad chunk size or Content-Length, control characters in the method...)."""
+        self._disarm_header_timer()
+        if getattr(self, "_headers_too_large", False):
+            self._answer(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
+            return
+        self._answer(400, "malformed HTTP request (framing, request line or headers); send valid HTTP/1.1")
