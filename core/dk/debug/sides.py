@@ -1,0 +1,110 @@
+"""One engine of a comparison, built on a graph with marked tensors through the hook API.
+
+Every engine gets the same ONNX graph with extra outputs (the tensors being compared), built with
+its own ``dk_export`` (or ``dk_quantize`` for int8) and opened with ``dk_load_engine``, so any
+engine plugin that reads ONNX works. An engine whose outputs lack the marked tensors (it answers
+only the model's declared outputs) is given prefix subgraphs instead, one per tensor, cut with
+``onnx.utils.extract_model``. ``torch`` is the graph of its own ONNX export run by ONNX's reference
+evaluator (see :mod:`dk.debug.reference`): the torch engine runs torch modules, whose intermediate
+tensors have no ONNX names to mark.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Sequence
+
+import attrs
+import numpy as np
+
+from dk import api, pipeline
+from dk.specs import ModelSource, QuantizeRequest
+
+_counter = itertools.count()
+
+
+@attrs.define
+class Side:
+    """How one ``PLUGIN[:PRECISION]`` entry is built and run on marked graphs."""
+
+    plugin: str
+    precision: str
+    opts: pipeline.BuildOptions
+    work: Path
+    calibration: Any = None
+    calibration_name: str = ""
+    #: "marked" until an engine drops marked outputs, then "prefix" (one cut graph per tensor)
+    mode: str = "marked"
+
+    @property
+    def label(self) -> str:
+        return f"{self.plugin}:{self.precision}"
+
+    @property
+    def runs_onnx_reference(self) -> bool:
+        return self.plugin == "torch"
+
+    def outputs(self, model_path: Path, tensors: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+        """Values of the graph's outputs and of ``tensors`` over inputs ``x`` on this engine."""
+        from dk.debug.graph import mark_outputs
+        from dk.onnx_io import load_onnx
+
+        model = load_onnx(model_path)
+        wanted = [o.name for o in model.graph.output] + [t for t in tensors if t not in {o.name for o in model.graph.output}]
+        if self.mode == "prefix" and not self.runs_onnx_reference:
+            return self._prefix_outputs(model_path, wanted, x)
+        marked = self._write(mark_outputs(model, tensors))
+        values = self._run(marked, x)
+        missing = [t for t in wanted if t not in values]
+        if missing:
+            self.mode = "prefix"
+            values.update(self._prefix_outputs(model_path, missing, x))
+        return values
+
+    def _prefix_outputs(self, model_path: Path, tensors: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+        from dk.debug.subgraph import write_prefix
+        from dk.errors import DkError
+
+        values: dict[str, np.ndarray] = {}
+        for tensor in tensors:
+            cut = write_prefix(model_path, [tensor], self.work / f"prefix-{next(_counter)}.onnx")
+            got = self._run(cut, x)
+            if tensor not in got:
+                if len(got) != 1:
+                    raise DkError(f"{self.label} returns none of the marked tensors, not even as the only output of a "
+                                  f"prefix subgraph ending at {tensor}")
+                got = {tensor: next(iter(got.values()))}
+            values[tensor] = got[tensor]
+        return values
+
+    def _write(self, model: Any) -> Path:
+        import onnx
+
+        path = self.work / f"marked-{next(_counter)}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    def _run(self, model_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+        if self.runs_onnx_reference:
+            from dk.debug.reference import ReferenceEngine
+
+            with ReferenceEngine(model_path) as engine:
+                return pipeline.run_all(engine, x)
+        artifact = self.build(model_path)
+        with api.load_engine(self.plugin, artifact, self.opts.device, self.opts.options) as engine:
+            return pipeline.run_all(engine, x)
+
+    def build(self, model_path: Path):
+        """This engine's artifact of ``model_path`` (int8 through its quantize stage when it has one)."""
+        from dk.plugins import get_plugin_manager
+
+        source = ModelSource("onnx", str(model_path))
+        out = self.work / "artifacts"
+        if self.precision == "int8" and get_plugin_manager().implements(self.plugin, "dk_quantize"):
+            request = QuantizeRequest(source=source, out_dir=out, calibration=self.calibration,
+                                      calibration_name=self.calibration_name, method=self.opts.method,
+                                      options=self.opts.options)
+            return api.quantize(self.plugin, request)
+        request = attrs.evolve(self.opts.export_request(self.precision), source=source, out_dir=out)
+        return api.export(self.plugin, request)
