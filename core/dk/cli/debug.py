@@ -105,3 +105,49 @@ def _print_diverge(report: dict[str, Any]) -> None:
         f"  at the outputs: {out_errors}\n"
         f"  last agreeing node: {report['last_good'] or 'the inputs'}; {builds} builds; subgraph: {report['subgraph']}",
         highlight=False)
+
+
+@debug.command()
+@click.option("--plugin", "-p", required=True, help="The engine that quantizes (ort; any plugin whose quantize "
+              "stage takes -o exclude_nodes=...).")
+@click.option("--precision", type=click.Choice(["int8"]), default="int8", show_default=True, help="Precision probed.")
+@build_options
+@click.option("--only-int8", is_flag=True, help="Quantize only one node at a time (default: all but one).")
+@click.option("--samples", type=click.IntRange(1), default=None, help="Score on the first N evaluation samples.")
+def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, **kw: Any) -> None:
+    """Per-layer int8 sensitivity: accuracy and output error with only that node in float (or, with
+    --only-int8, only that node in int8), most sensitive first. One quantization per weighted node."""
+    from dk.cli import render
+    from dk.debug.sensitivity import layers_report
+
+    as_json = kw.pop("as_json")
+    opts = make_build_options(kw)
+    report = layers_report(plugin, opts, only_int8=only_int8, samples=samples,
+                           progress=(lambda _: None) if as_json else render.note)
+    if as_json:
+        render.print_json(report)
+        return
+    render.rows_table(
+        f"dk debug layers --plugin {plugin}: {report['mode']} ({report['samples']} samples of {report['data']}; "
+        f"fp32 accuracy {report['accuracy_fp32']:.4f}, all int8 {report['accuracy_int8']:.4f})",
+        report["layers"], [("rank", "rank"), ("node", "output"), ("op", "op"), ("accuracy", "accuracy"),
+                           ("mean_rel", "mean rel err vs fp32"), ("cosine", "cosine")])
+
+
+def quantize_within_budget(plugin: str, opts: Any, budget: str, as_json: bool) -> dict[str, Any]:
+    """``dk run quantize --max-accuracy-drop``: the table of :func:`dk.debug.mixed_precision.quantize_within_budget`."""
+    from dk.cli import render
+    from dk.debug.mixed_precision import quantize_within_budget as run_budget
+
+    result = run_budget(plugin, opts, budget, progress=(lambda _: None) if as_json else render.note)
+    if not as_json:
+        render.artifact_summary(f"dk run quantize --plugin {plugin} --max-accuracy-drop {budget}", result["artifact"])
+        speed = result["speed"]
+        render.out.print(
+            f"budget {result['budget']}: fp32 {result['accuracy_fp32']:.4f}, all int8 {result['accuracy_int8_full']:.4f}"
+            f", this artifact {result['accuracy']:.4f} (drop {result['drop']:.4f}) on {result['samples']} samples of "
+            f"{result['data']}\nfloat nodes ({len(result['float_nodes'])}): {', '.join(result['float_nodes']) or 'none'}"
+            f"\nspeed-up over fp32 (batch {speed['batch']}, median of {speed['calls']} interleaved calls): all int8 "
+            f"{speed['speedup_int8_full']:.2f}x, this artifact {speed['speedup_mixed']:.2f}x; {result['trials']} "
+            "quantizations tried", highlight=False)
+    return result
