@@ -86,7 +86,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             subgraph: Path | None = None, prefix: bool = False, mark_all: bool = False,
             progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
     """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
-    from dk.debug.graph import ancestors_of, candidate_nodes
+    from dk.debug.graph import ancestors_of, candidate_nodes, save_marked, value_infos
     from dk.onnx_io import load_onnx
 
     if len(engines) != 2:
@@ -98,7 +98,8 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         work = Path(tmp)
         graph_path = graph_under_test(engines, opts)
         model = load_onnx(graph_path)
-        nodes = candidate_nodes(model)
+        infos = value_infos(model)
+        nodes = candidate_nodes(model, infos)
         if not nodes:
             raise DkError(f"{graph_path.name} has no node with a float output to compare")
         outputs = [o.name for o in model.graph.output]
@@ -118,8 +119,15 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         def probe(tensors):
             progress(f"build {len(probe.calls) + 1}: marking {len(tensors)} tensor(s)")
             probe.calls.append(tensors)
-            ref, cand = (side.outputs(graph_path, tensors, x) for side in sides)
-            return {t: check_tensor(t, ref[t], cand[t], precision) for t in [*outputs, *tensors]}
+            marked = work / f"marked-{len(probe.calls)}.onnx"
+            save_marked(model, tensors, marked, infos)
+            wanted = list(dict.fromkeys([*outputs, *tensors]))
+            ref = sides[0].outputs(graph_path, marked, wanted, x)
+            cand = sides[1].outputs(graph_path, marked, wanted, x)
+            marked.unlink()
+            checks = {t: check_tensor(t, ref[t], cand[t], precision) for t in wanted}
+            del ref, cand
+            return checks
 
         probe.calls = []
         if mark_all:

@@ -30,18 +30,25 @@ class NodeInfo:
                            for n, s in zip(self.inputs, self.input_shapes)]}
 
 
-def _shapes(model: "onnx.ModelProto") -> dict[str, tuple[Any, ...]]:
-    """Tensor shapes after ONNX shape inference (symbolic dims as strings); empty when inference fails."""
+def value_infos(model: "onnx.ModelProto") -> dict[str, Any]:
+    """Every typed tensor of the graph after ONNX shape inference (run once: it copies the model);
+    only the graph's own inputs and outputs when inference fails."""
     import onnx
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - shapes are a courtesy in the report, never a reason to fail
+    except Exception:  # noqa: BLE001 - types and shapes are a courtesy, never a reason to fail
         inferred = model
-    shapes: dict[str, tuple[Any, ...]] = {}
     graph = inferred.graph
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+    return {v.name: v for v in [*graph.input, *graph.value_info, *graph.output] if v.type.HasField("tensor_type")}
+
+
+def _shapes(model: "onnx.ModelProto", infos: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Tensor shapes (symbolic dims as strings)."""
+    shapes: dict[str, tuple[Any, ...]] = {}
+    graph = model.graph
+    for value in infos.values():
+        if value.type.tensor_type.HasField("shape"):
             dims = value.type.tensor_type.shape.dim
             shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
     for init in graph.initializer:
@@ -49,20 +56,7 @@ def _shapes(model: "onnx.ModelProto") -> dict[str, tuple[Any, ...]]:
     return shapes
 
 
-def _float_tensors(model: "onnx.ModelProto") -> set[str] | None:
-    """Names of float tensors known after shape inference, or None when types are unknown."""
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001
-        return None
-    graph = inferred.graph
-    return {v.name for v in [*graph.input, *graph.value_info, *graph.output]
-            if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type in _FLOAT_TYPES}
-
-
-def candidate_nodes(model: "onnx.ModelProto") -> list[NodeInfo]:
+def candidate_nodes(model: "onnx.ModelProto", infos: dict[str, Any] | None = None) -> list[NodeInfo]:
     """The nodes whose first output can be compared, in the graph's (topological) order.
 
     Constants and nodes whose first output is not a float tensor (Shape, indices) are left out, as are
@@ -70,8 +64,10 @@ def candidate_nodes(model: "onnx.ModelProto") -> list[NodeInfo]:
     """
     graph = model.graph
     needed = ancestors_of(model, [o.name for o in graph.output])
-    floats = _float_tensors(model)
-    shapes = _shapes(model)
+    infos = value_infos(model) if infos is None else infos
+    typed = len(infos) > len(graph.input) + len(graph.output)
+    floats = {k for k, v in infos.items() if v.type.tensor_type.elem_type in _FLOAT_TYPES} if typed else None
+    shapes = _shapes(model, infos)
     nodes = []
     for node in graph.node:
         if not node.output or node.op_type == "Constant" or not node.output[0]:
@@ -101,30 +97,24 @@ def ancestors_of(model: "onnx.ModelProto", tensors: Iterable[str]) -> set[str]:
     return seen
 
 
-def mark_outputs(model: "onnx.ModelProto", tensors: Iterable[str]) -> "onnx.ModelProto":
-    """A copy of ``model`` whose outputs are its own plus ``tensors`` (untyped: engines infer them)."""
+def save_marked(model: "onnx.ModelProto", tensors: Iterable[str], target, infos: dict[str, Any]) -> None:
+    """Write ``model`` with ``tensors`` added to its outputs (typed from ``infos`` where known) to
+    ``target``. The outputs are appended for the write and removed again: no copy of the weights."""
     import onnx
 
-    marked = onnx.ModelProto()
-    marked.CopyFrom(model)
-    present = {o.name for o in marked.graph.output}
+    present = {o.name for o in model.graph.output}
+    added = 0
     for name in tensors:
         if name not in present:
-            marked.graph.output.append(onnx.ValueInfoProto(name=name))
+            value = onnx.ValueInfoProto()
+            if name in infos:
+                value.CopyFrom(infos[name])
+            value.name = name
+            model.graph.output.append(value)
             present.add(name)
-    return _typed_outputs(marked)
-
-
-def _typed_outputs(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Give untyped graph outputs the type shape inference found (some engines need a type)."""
-    import onnx
-
+            added += 1
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001
-        return model
-    known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
-    for output in model.graph.output:
-        if not output.type.HasField("tensor_type") and output.name in known:
-            output.CopyFrom(known[output.name])
-    return model
+        onnx.save(model, str(target))
+    finally:
+        for _ in range(added):
+            model.graph.output.pop()

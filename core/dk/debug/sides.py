@@ -45,22 +45,17 @@ class Side:
     def runs_onnx_reference(self) -> bool:
         return self.plugin == "torch"
 
-    def outputs(self, model_path: Path, tensors: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
-        """Values of the graph's outputs and of ``tensors`` over inputs ``x`` on this engine."""
-        from dk.debug.graph import mark_outputs
-        from dk.onnx_io import load_onnx
-
-        model = load_onnx(model_path)
-        wanted = [o.name for o in model.graph.output] + [t for t in tensors if t not in {o.name for o in model.graph.output}]
+    def outputs(self, graph_path: Path, marked_path: Path, wanted: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+        """Values of the ``wanted`` tensors over inputs ``x`` on this engine: from ``marked_path`` (the
+        graph with them marked as outputs), or prefix subgraphs of ``graph_path`` in prefix mode."""
         if self.mode == "prefix" and not self.runs_onnx_reference:
-            return self._prefix_outputs(model_path, wanted, x)
-        marked = self._write(mark_outputs(model, tensors))
-        values = self._run(marked, x)
+            return self._prefix_outputs(graph_path, wanted, x)
+        values = self._run(marked_path, x)
         missing = [t for t in wanted if t not in values]
         if missing:
             self.mode = "prefix"
-            values.update(self._prefix_outputs(model_path, missing, x))
-        return values
+            values.update(self._prefix_outputs(graph_path, missing, x))
+        return {t: values[t] for t in wanted}
 
     def _prefix_outputs(self, model_path: Path, tensors: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
         from dk.debug.subgraph import write_prefix
@@ -77,13 +72,6 @@ class Side:
                 got = {tensor: next(iter(got.values()))}
             values[tensor] = got[tensor]
         return values
-
-    def _write(self, model: Any) -> Path:
-        import onnx
-
-        path = self.work / f"marked-{next(_counter)}.onnx"
-        onnx.save(model, str(path))
-        return path
 
     def _run(self, model_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.runs_onnx_reference:
