@@ -106,3 +106,17 @@ def test_layers_ranks_every_weighted_node(tmp_path):
     # keeping the most sensitive node in float moves the output less from fp32 than all in int8
     assert rows[0]["mean_rel"] < report["mean_rel_int8"]
     assert report["samples"] == 120 and 0 < report["accuracy_int8"] <= 1
+
+
+def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
+    pytest.importorskip("nncf")
+    full = run_dk("run", "quantize", "--plugin", "openvino", "--json", "--out", str(tmp_path / "a"))
+    mixed = run_dk("run", "quantize", "--plugin", "openvino", "--json", "--out", str(tmp_path / "b"),
+                   "-o", "exclude_nodes=/features/features.5/Conv,/classifier/Gemm")
+    assert full.returncode == 0 and mixed.returncode == 0, mixed.stderr
+    full_extra = Artifact.load(json.loads(full.stdout)["artifact"]["path"]).manifest["extra"]
+    mixed_extra = Artifact.load(json.loads(mixed.stdout)["artifact"]["path"]).manifest["extra"]
+    assert mixed_extra["float_nodes"] == ["/classifier/Gemm", "/features/features.5/Conv"]
+    assert mixed_extra["fake_quantize_nodes"] < full_extra["fake_quantize_nodes"]
+    bad = run_dk("run", "quantize", "--plugin", "openvino", "-o", "exclude_nodes=/nope", "--out", str(tmp_path / "c"))
+    assert bad.returncode != 0 and "exclude_nodes: no node named /nope" in bad.stderr
