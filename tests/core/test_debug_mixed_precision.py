@@ -120,3 +120,26 @@ def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
     assert mixed_extra["fake_quantize_nodes"] < full_extra["fake_quantize_nodes"]
     bad = run_dk("run", "quantize", "--plugin", "openvino", "-o", "exclude_nodes=/nope", "--out", str(tmp_path / "c"))
     assert bad.returncode != 0 and "exclude_nodes: no node named /nope" in bad.stderr
+
+
+def test_trt_qdq_onnx_keeps_excluded_nodes_in_float(tmp_path):
+    """The Q/DQ ONNX that trt's int8 builds from (no TensorRT needed to make it): float nodes stay float."""
+    pytest.importorskip("dk_trt")
+    from dk.default_model import load_split as split
+    from dk.specs import ModelSource, QuantizeRequest
+    from dk_trt.quantize import ptq_source
+
+    x, _ = split("calib")
+    request = QuantizeRequest(source=ModelSource("default", "dk:digitsnet"), out_dir=tmp_path, calibration=lambda: [
+        {"input": x[:32]}], calibration_name="calib[:32]", options={"exclude_nodes": "/classifier/Gemm"})
+    artifact = Artifact.load(ptq_source(request).location)
+    assert artifact.manifest["extra"]["float_nodes"] == ["/classifier/Gemm"]
+    assert artifact.manifest["options"]["activations"] == "int8"
+    import onnx
+
+    graph = onnx.load(str(artifact.model_file)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    conv = next(n for n in graph.node if n.op_type == "Conv")
+    assert producers.get(gemm.input[1]) != "DequantizeLinear"  # float weights
+    assert producers.get(conv.input[1]) == "DequantizeLinear"  # int8 weights elsewhere

@@ -74,7 +74,8 @@ def ptq_source(request: QuantizeRequest) -> ModelSource:
     ort_request = QuantizeRequest(
         source=request.source, out_dir=request.out_dir, precision="int8", calibration=request.calibration,
         calibration_name=request.calibration_name, method="static", per_channel=request.per_channel,
-        force=request.force, options={"activations": "int8"}, export=request.export,
+        force=request.force, export=request.export,
+        options={"activations": "int8", **{k: v for k, v in request.options.items() if k == "exclude_nodes"}},
     )
     return ModelSource("artifact", str(api.quantize("ort", ort_request).path))
 
