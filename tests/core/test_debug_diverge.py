@@ -117,3 +117,13 @@ def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
     assert f"interrupted after 1 build(s): the first divergence lies after {NODES[2]}" in out
     assert f"at or before {NODES[5]}" in out
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_torch_reference_through_its_onnx_export_names_the_broken_node(broken, tmp_path):
+    pytest.importorskip("torch")
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[5]})
+    report = diverge([("torch", "fp32"), ("broken", "fp32")], opts, subgraph=tmp_path / "c.onnx").to_json()
+    assert (report["status"], report["culprit"]["name"]) == ("found", NODES[5])
+    assert report["reference"] == "torch:fp32"
+    # the torch engine itself agrees with the export the search ran on
+    assert report["torch_export"]["passed"] and report["torch_export"]["outputs"]["logits"]["max_abs"] < 1e-4

@@ -80,6 +80,9 @@ def _print_diverge(report: dict[str, Any]) -> None:
                       [("step", "build"), ("tensor", "output"), ("max_abs", "max abs"), ("cosine", "cosine"),
                        ("passed", "within tol.")])
     status, builds = report["status"], report["builds"]
+    if report.get("torch_export") and not report["torch_export"]["passed"]:
+        render.out.print("the torch engine and its own ONNX export disagree at the outputs: the export itself "
+                         "diverges, before any node compared here", highlight=False)
     if status == "no-divergence":
         render.out.print(f"no divergence beyond tolerance ({report['tolerance_precision']}) at the outputs; "
                          f"{builds} build(s)", highlight=False)

@@ -30,6 +30,7 @@ class DivergeResult:
     subgraph: str | None = None
     seconds: float = 0.0
     mode: str = "marked"
+    torch_export: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         s = self.search
@@ -53,6 +54,7 @@ class DivergeResult:
             "last_good_error": _check_at(s, s.last_good.tensor) if s.last_good else None,
             "outputs": {k: v.to_json() for k, v in s.output_checks.items()},
             "subgraph": self.subgraph,
+            "torch_export": self.torch_export,
             "steps": [step.to_json() for step in s.steps],
         }
 
@@ -134,6 +136,10 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             search = _mark_all(nodes, outputs, probe)
         else:
             search = bisect(nodes, outputs, probe, ancestors, per_build)
+        torch_check = None
+        if any(p == "torch" for p, _ in engines) and not search.interrupted:
+            progress("checking the torch engine against its ONNX export")
+            torch_check = torch_export_check(graph_path, opts, x)
         written = None
         if search.culprit is not None and subgraph is not None:
             from dk.debug.subgraph import write_prefix
@@ -143,7 +149,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
             data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,
             seconds=time.perf_counter() - started,
-            mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked",
+            mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
         )
 
 
@@ -202,3 +208,18 @@ def _calibration(engines: list[tuple[str, str]], opts: pipeline.BuildOptions):
     if not any(q == "int8" for _, q in engines) or opts.method != "static":
         return None, ""
     return pipeline.calibration_data(opts, opts.source())
+
+
+def torch_export_check(graph_path: Path, opts: pipeline.BuildOptions, x: np.ndarray) -> dict[str, Any]:
+    """Whether the torch engine agrees (fp32 tolerance) with its own ONNX export at the outputs: when
+    it does not, the divergence is in the export itself, before any node of the graph."""
+    from dk import api
+    from dk.debug.reference import ReferenceEngine
+
+    artifact = pipeline.export("torch", "fp32", opts)
+    with api.load_engine("torch", artifact, opts.device, opts.options) as engine:
+        torch_out = pipeline.run_all(engine, x)
+    with ReferenceEngine(graph_path) as engine:
+        onnx_out = pipeline.run_all(engine, x)
+    checks = {k: check_tensor(k, torch_out[k], onnx_out[k], "fp32").to_json() for k in onnx_out if k in torch_out}
+    return {"passed": all(c["passed"] for c in checks.values()) and bool(checks), "outputs": checks}

@@ -40,7 +40,12 @@ def value_infos(model: "onnx.ModelProto") -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - types and shapes are a courtesy, never a reason to fail
         inferred = model
     graph = inferred.graph
-    return {v.name: v for v in [*graph.input, *graph.value_info, *graph.output] if v.type.HasField("tensor_type")}
+    infos = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        if value.type.HasField("tensor_type"):
+            infos[value.name] = onnx.ValueInfoProto()
+            infos[value.name].CopyFrom(value)  # copies: the inferred model (and its weights) can go
+    return infos
 
 
 def _shapes(model: "onnx.ModelProto", infos: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
