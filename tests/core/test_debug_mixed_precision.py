@@ -143,3 +143,18 @@ def test_trt_qdq_onnx_keeps_excluded_nodes_in_float(tmp_path):
     conv = next(n for n in graph.node if n.op_type == "Conv")
     assert producers.get(gemm.input[1]) != "DequantizeLinear"  # float weights
     assert producers.get(conv.input[1]) == "DequantizeLinear"  # int8 weights elsewhere
+
+
+def test_layers_report_has_the_chart_and_every_node(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dk.report.sensitivity import write_sensitivity_report
+
+    report = {"plugin": "ort", "mode": "only this node in float", "samples": 10, "data": "d", "accuracy_fp32": 0.9,
+              "accuracy_int8": 0.8, "mean_rel_int8": 0.05, "layers": [
+                  {"rank": 1, "node": "/a/Conv", "op": "Conv", "accuracy": 0.9, "mean_rel": 0.01, "cosine": 0.999},
+                  {"rank": 2, "node": "/b/Gemm", "op": "Gemm", "accuracy": 0.85, "mean_rel": 0.04, "cosine": 0.99}]}
+    html_file, = write_sensitivity_report(report, tmp_path / "layers.html")
+    text = html_file.read_text()
+    assert "data:image/png;base64," in text and "/a/Conv" in text and "/b/Gemm" in text
+    md_file, png = write_sensitivity_report(report, tmp_path / "layers.md")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name in md_file.read_text()

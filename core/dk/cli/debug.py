@@ -117,7 +117,10 @@ def _print_diverge(report: dict[str, Any]) -> None:
 @build_options
 @click.option("--only-int8", is_flag=True, help="Quantize only one node at a time (default: all but one).")
 @click.option("--samples", type=click.IntRange(1), default=None, help="Score on the first N evaluation samples.")
-def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, **kw: Any) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write a report with a bar chart: report.html (self-contained) or report.md.")
+def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, report_path: str | None,
+           **kw: Any) -> None:
     """Per-layer int8 sensitivity: accuracy and output error with only that node in float (or, with
     --only-int8, only that node in int8), most sensitive first. One quantization per weighted node."""
     from dk.cli import render
@@ -125,8 +128,20 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, **
 
     as_json = kw.pop("as_json")
     opts = make_build_options(kw)
+    if report_path:
+        from dk.report import check_output_path
+        from dk.report.plots import _pyplot
+
+        check_output_path(report_path)
+        _pyplot()  # matplotlib missing: say so before the quantizations, not after
     report = layers_report(plugin, opts, only_int8=only_int8, samples=samples,
                            progress=(lambda _: None) if as_json else render.note)
+    if report_path:
+        from dk.report.sensitivity import write_sensitivity_report
+
+        report["report"] = [str(p) for p in write_sensitivity_report(report, report_path)]
+        if not as_json:
+            render.note(f"wrote {', '.join(report['report'])}")
     if as_json:
         render.print_json(report)
         return
