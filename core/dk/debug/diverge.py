@@ -88,8 +88,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             subgraph: Path | None = None, prefix: bool = False, mark_all: bool = False,
             progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
     """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
-    from dk.debug.graph import ancestors_of, candidate_nodes, save_marked, value_infos
-    from dk.onnx_io import load_onnx
+    from dk.debug.graph import ancestors_of, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
 
     if len(engines) != 2:
         raise UsageError("--plugins: dk debug diverge compares exactly two engines, e.g. torch,ort:int8")
@@ -99,7 +98,8 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
     with tempfile.TemporaryDirectory(prefix="dk-diverge-") as tmp:
         work = Path(tmp)
         graph_path = graph_under_test(engines, opts)
-        model = load_onnx(graph_path)
+        model = load_graph(graph_path)
+        external = uses_external_data(model)
         infos = value_infos(model)
         nodes = candidate_nodes(model, infos)
         if not nodes:
@@ -122,7 +122,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             progress(f"build {len(probe.calls) + 1}: marking {len(tensors)} tensor(s)")
             probe.calls.append(tensors)
             marked = work / f"marked-{len(probe.calls)}.onnx"
-            save_marked(model, tensors, marked, infos)
+            save_marked(graph_path, tensors, marked, infos, outputs, external)
             wanted = list(dict.fromkeys([*outputs, *tensors]))
             ref = sides[0].outputs(graph_path, marked, wanted, x)
             cand = sides[1].outputs(graph_path, marked, wanted, x)

@@ -102,24 +102,50 @@ def ancestors_of(model: "onnx.ModelProto", tensors: Iterable[str]) -> set[str]:
     return seen
 
 
-def save_marked(model: "onnx.ModelProto", tensors: Iterable[str], target, infos: dict[str, Any]) -> None:
-    """Write ``model`` with ``tensors`` added to its outputs (typed from ``infos`` where known) to
-    ``target``. The outputs are appended for the write and removed again: no copy of the weights."""
+def load_graph(path) -> "onnx.ModelProto":
+    """The model at ``path`` for its topology and types only: large initializers lose their data (their
+    dims and types stay), so a big model costs little memory while it is bisected."""
     import onnx
 
-    present = {o.name for o in model.graph.output}
-    added = 0
+    model = onnx.load(str(path), load_external_data=False)
+    for init in model.graph.initializer:
+        if init.ByteSize() > 4096:
+            for field in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
+                init.ClearField(field)
+    return model
+
+
+def uses_external_data(model: "onnx.ModelProto") -> bool:
+    import onnx
+
+    return any(i.data_location == onnx.TensorProto.EXTERNAL for i in model.graph.initializer)
+
+
+def save_marked(source, tensors: Iterable[str], target, infos: dict[str, Any], outputs: Iterable[str],
+                external: bool = False) -> None:
+    """Write the ONNX file ``source`` with ``tensors`` added to its graph outputs (typed from ``infos``
+    where known) to ``target``, without loading its weights: protobuf merges concatenated messages,
+    appending repeated fields, so the file's bytes followed by a message holding only the new outputs
+    parse as the model with those outputs added. Models with external data are loaded and written
+    whole (``external``; weights inline), as the copy lives outside their folder."""
+    import shutil
+
+    import onnx
+
+    present = set(outputs)
+    delta = onnx.ModelProto()
     for name in tensors:
         if name not in present:
-            value = onnx.ValueInfoProto()
+            value = delta.graph.output.add()
             if name in infos:
                 value.CopyFrom(infos[name])
             value.name = name
-            model.graph.output.append(value)
             present.add(name)
-            added += 1
-    try:
+    if external:
+        model = onnx.load(str(source))
+        model.graph.output.extend(delta.graph.output)
         onnx.save(model, str(target))
-    finally:
-        for _ in range(added):
-            model.graph.output.pop()
+        return
+    shutil.copyfile(source, target)
+    with open(target, "ab") as file:
+        file.write(delta.SerializeToString())

@@ -22,6 +22,9 @@ from dk import api, pipeline
 from dk.specs import ModelSource, QuantizeRequest
 
 _counter = itertools.count()
+#: Samples per inference call: the comparison needs few samples, and small batches keep each engine's
+#: activation memory small (the outputs kept are only the marked tensors').
+BATCH = 4
 
 
 @attrs.define
@@ -78,10 +81,10 @@ class Side:
             from dk.debug.reference import ReferenceEngine
 
             with ReferenceEngine(model_path) as engine:
-                return pipeline.run_all(engine, x)
+                return run_batches(engine, x)
         artifact = self.build(model_path)
         with api.load_engine(self.plugin, artifact, self.opts.device, self.opts.options) as engine:
-            return pipeline.run_all(engine, x)
+            return run_batches(engine, x)
 
     def build(self, model_path: Path):
         """This engine's artifact of ``model_path`` (int8 through its quantize stage when it has one)."""
@@ -96,3 +99,16 @@ class Side:
             return api.quantize(self.plugin, request)
         request = attrs.evolve(self.opts.export_request(self.precision), source=source, out_dir=out)
         return api.export(self.plugin, request)
+
+
+def run_batches(engine: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs of ``engine`` over ``x`` in batches of :data:`BATCH` (or the engine's fixed batch), concatenated."""
+    from dk.errors import DkError
+
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, feeds in pipeline.batches(engine, x, size=BATCH):
+        for key, value in engine.infer(feeds).items():
+            parts.setdefault(key, []).append(np.asarray(value))
+    if not parts:
+        raise DkError(f"no complete batch of the engine's fixed batch size in {len(x)} samples; raise --samples")
+    return {k: np.concatenate(v) for k, v in parts.items()}
