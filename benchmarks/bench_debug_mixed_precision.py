@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _ort_common import machine, record, resnet18_onnx  # noqa: E402
 
-IMAGES, KEEP, CALIB = 512, 160, 32
+IMAGES, KEEP, CALIB = 512, 64, 16
 
 
 def centred_ten_class(model_path: Path, x: np.ndarray, target: Path) -> np.ndarray:

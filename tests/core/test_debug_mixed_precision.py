@@ -48,8 +48,14 @@ def test_greedy_then_pruned_keeps_the_fewest_float_nodes():
 def test_a_budget_that_cannot_be_met_says_so():
     evaluator = FakeEvaluator({"a": 0.05})
     evaluator.trial = lambda nodes: Trial(tuple(nodes), 0.5, 0.0, 1.0, "")  # even all-float loses 0.4
-    with pytest.raises(DkError, match="cannot be met even with every weighted node in float.*nothing was written"):
-        choose_float_nodes(evaluator, parse_budget("1%"), ["a"])
+    with pytest.raises(DkError, match="cannot be met even with every node in float.*nothing was written"):
+        choose_float_nodes(evaluator, parse_budget("1%"), ["a"], ["relu"])
+
+
+def test_other_nodes_join_when_weighted_ones_are_not_enough():
+    costs = {"conv": 0.001, "relu": 0.05, "pool": 0.001}
+    chosen = choose_float_nodes(FakeEvaluator(costs), parse_budget("1%"), ["conv"], ["relu", "pool"])
+    assert chosen.float_nodes == ("relu",)
 
 
 def test_max_accuracy_drop_fits_the_budget_and_records_float_nodes(tmp_path):

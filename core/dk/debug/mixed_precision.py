@@ -2,8 +2,8 @@
 
 Quantize everything and measure; if the drop from fp32 exceeds the budget, rank the weighted nodes
 by sensitivity (:mod:`dk.debug.sensitivity`), keep the smallest most-sensitive prefix in float that
-fits (binary search over its length, assuming more float never hurts), then prune: drop every float
-node the budget does not need. Trials are built in a temp folder; only the chosen artifact is
+fits (binary search over its length, assuming more float never hurts; the other nodes follow when
+the weighted ones are not enough), then prune: drop every float node the budget does not need. Trials are built in a temp folder; only the chosen artifact is
 written to ``--out``, and its manifest records the float nodes and the measured accuracies.
 """
 
@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 
 from dk import api, pipeline
-from dk.debug.sensitivity import Evaluator, Trial, layer_sensitivity
+from dk.debug.sensitivity import Evaluator, Trial, graph_nodes, layer_sensitivity
 from dk.errors import DkError, UsageError
 
 
@@ -56,13 +56,19 @@ def fits(trial: Trial, evaluator: Evaluator, budget: Budget) -> bool:
     return evaluator.fp32_accuracy - trial.accuracy <= budget.allowed(evaluator.fp32_accuracy) + 1e-12
 
 
-def choose_float_nodes(evaluator: Evaluator, budget: Budget, ranked: list[str],
+def choose_float_nodes(evaluator: Evaluator, budget: Budget, ranked: list[str], others: list[str] = (),
                        progress: Callable[[str], None] = lambda _: None) -> Trial:
-    """The trial with the fewest float nodes found to fit (greedy by rank, then pruned)."""
+    """The trial with the fewest float nodes found to fit (greedy by rank, then pruned). ``ranked``
+    are the weighted nodes, most sensitive first; when even all of them in float do not fit, the
+    ``others`` (activations, pooling, additions: quantized too) follow them, in graph order."""
     everything = evaluator.trial(ranked)
+    if not fits(everything, evaluator, budget) and others:
+        progress("every weighted node in float is not enough: trying every node")
+        ranked = [*ranked, *others]
+        everything = evaluator.trial(ranked)
     if not fits(everything, evaluator, budget):
         raise DkError(
-            f"the budget {budget.describe()} cannot be met even with every weighted node in float: accuracy "
+            f"the budget {budget.describe()} cannot be met even with every node in float: accuracy "
             f"{everything.accuracy:.4f} vs fp32 {evaluator.fp32_accuracy:.4f}; nothing was written"
         )
     lo, hi, best = 0, len(ranked), everything  # prefix length hi fits, lo does not (0: the full int8 failed)
@@ -102,7 +108,9 @@ def quantize_within_budget(plugin: str, opts: pipeline.BuildOptions, budget_text
         else:
             progress("ranking nodes by sensitivity")
             ranking = layer_sensitivity(evaluator, progress=progress)
-            chosen = choose_float_nodes(evaluator, budget, [r["node"] for r in ranking], progress)
+            ranked = [r["node"] for r in ranking]
+            others = [name for name, _ in graph_nodes(evaluator) if name not in ranked]
+            chosen = choose_float_nodes(evaluator, budget, ranked, others, progress)
         artifact = evaluator.quantize(chosen.float_nodes, out=opts.out)
         record = {
             "budget": budget.describe(), "allowed_drop": budget.allowed(evaluator.fp32_accuracy),

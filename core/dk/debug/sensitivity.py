@@ -88,15 +88,20 @@ class Evaluator:
         return trial
 
 
-def quantizable_nodes(evaluator: Evaluator) -> list[tuple[str, str]]:
-    """(name, op) of the fp32 graph's weighted nodes, in graph order."""
+def graph_nodes(evaluator: Evaluator) -> list[tuple[str, str]]:
+    """(name, op) of every named node of the fp32 graph but constants, in graph order."""
     from dk.onnx_io import load_onnx
     from dk.sources import resolve_onnx
 
     source = evaluator.opts.source()
     export = evaluator.opts.export_request("fp32") if source.kind.startswith("torch") else None
-    model = load_onnx(resolve_onnx(source, export).path)
-    nodes = [(n.name, n.op_type) for n in model.graph.node if n.op_type in WEIGHTED_OPS and n.name]
+    model = load_onnx(resolve_onnx(source, export).path, load_external_data=False)
+    return [(n.name, n.op_type) for n in model.graph.node if n.name and n.op_type != "Constant"]
+
+
+def quantizable_nodes(evaluator: Evaluator) -> list[tuple[str, str]]:
+    """(name, op) of the fp32 graph's weighted nodes, in graph order."""
+    nodes = [(name, op) for name, op in graph_nodes(evaluator) if op in WEIGHTED_OPS]
     if not nodes:
         raise DkError(f"the model has no named {'/'.join(WEIGHTED_OPS)} node to keep in float")
     return nodes
