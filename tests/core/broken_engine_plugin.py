@@ -1,7 +1,8 @@
 """A test engine plugin ``broken``: ONNX Runtime with exactly one node's output perturbed on purpose.
 
 ``-o broken:node=NAME`` names the node; its first output gets ``offset`` (default 0.5) added, in
-every graph the plugin builds, marked or cut. ``DK_TEST_BLOCK_FILE=PATH`` makes the second export
+every graph the plugin builds, marked or cut. ``-o broken:first_output_only=1`` makes the engine
+answer only the model's first output, like a remote worker that ignores marked outputs. ``DK_TEST_BLOCK_FILE=PATH`` makes the second export
 write PATH, print ``broken: blocked`` on stderr and block (until Ctrl-C), so a test can interrupt
 ``dk debug diverge`` mid-bisection.
 """
@@ -66,6 +67,21 @@ def dk_export(request):
 
 @hookimpl
 def dk_load_engine(artifact, device, options):
+    from dk.engine import Engine
     from dk.plugins import get_plugin_manager
 
-    return get_plugin_manager().call_stage("ort", "load", artifact=artifact, device=device, options={})
+    engine = get_plugin_manager().call_stage("ort", "load", artifact=artifact, device=device, options={})
+    if options.get("first_output_only") != "1":
+        return engine
+
+    class FirstOutputOnly(Engine):
+        inputs, outputs = engine.inputs, engine.outputs[:1]
+
+        def infer(self, feeds):
+            name = engine.outputs[0].name
+            return {name: engine.infer(feeds)[name]}
+
+        def close(self):
+            engine.close()
+
+    return FirstOutputOnly()

@@ -61,6 +61,12 @@ def test_prefix_subgraphs_find_the_same_node(broken, tmp_path):
     assert (report["status"], report["mode"], report["culprit"]["name"]) == ("found", "prefix", NODES[5])
 
 
+def test_an_engine_that_drops_marked_outputs_gets_prefix_subgraphs(broken, tmp_path):
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[4], "broken:first_output_only": "1"})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts).to_json()
+    assert (report["status"], report["mode"], report["culprit"]["name"]) == ("found", "prefix", NODES[4])
+
+
 def test_mark_all_finds_the_same_node_in_one_build(broken, tmp_path):
     opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[3]})
     report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, mark_all=True).to_json()
