@@ -19,7 +19,7 @@ def chain_ancestors(tensor: str) -> set[str]:
 
 
 def fake_probe(broken: int | None, calls: list):
-    def probe(tensors):
+    def probe(tensors, with_outputs=True):
         calls.append(list(tensors))
         names = [*tensors, OUTPUT]
         return {t: TensorCheck(t, broken is None or int(t[1:]) < broken, 0.0, 0.0, 1.0) for t in names}
@@ -50,7 +50,7 @@ def test_ctrl_c_keeps_the_range_found_so_far():
     nodes, calls = chain(64), []
     inner = fake_probe(40, calls)
 
-    def probe(tensors):
+    def probe(tensors, with_outputs=True):
         if len(calls) == 2:
             raise KeyboardInterrupt
         return inner(tensors)
@@ -77,7 +77,7 @@ def test_only_ancestors_of_the_first_bad_node_stay_candidates():
                 stack.extend(parents[x])
         return seen
 
-    def probe(tensors):
+    def probe(tensors, with_outputs=True):
         bad = {f"b{k}" for k in range(3, 10)} | {"out"}
         return {t: TensorCheck(t, t not in bad, 0, 0, 1) for t in [*tensors, "out"]}
 

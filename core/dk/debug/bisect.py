@@ -67,7 +67,7 @@ class Search:
         return len(self.steps)
 
 
-Probe = Callable[[Sequence[str]], Mapping[str, TensorCheck]]
+Probe = Callable[[Sequence[str], bool], Mapping[str, TensorCheck]]
 
 
 def spread(candidates: Sequence[NodeInfo], count: int) -> list[NodeInfo]:
@@ -84,8 +84,9 @@ def bisect(nodes: Sequence[NodeInfo], outputs: Sequence[str], probe: Probe, ance
 
     :param nodes: Candidate nodes in topological order.
     :param outputs: The graph's output tensors (present in every build).
-    :param probe: Builds and runs both engines with the given tensors marked; returns a check for
-        each marked tensor and each graph output.
+    :param probe: ``probe(tensors, with_outputs)`` builds and runs both engines with the given
+        tensors marked and returns a check for each of them, and for each graph output when
+        ``with_outputs`` (the first build only: later ones may build just the graph up to the tensors).
     :param ancestors: The tensors a tensor depends on (itself included): once a node is known bad,
         only its ancestors can hold the first divergence.
     :param per_build: Tensors marked per build besides the outputs.
@@ -100,7 +101,7 @@ def bisect(nodes: Sequence[NodeInfo], outputs: Sequence[str], probe: Probe, ance
         while True:
             marked = spread(candidates, per_build)
             start = time.perf_counter()
-            checks = dict(probe([n.tensor for n in marked]))
+            checks = dict(probe([n.tensor for n in marked], not search.steps))
             if not search.steps:
                 search.output_checks = {o: checks[o] for o in outputs if o in checks}
                 failed = [o for o in outputs if o in checks and not checks[o].passed]

@@ -89,6 +89,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
     """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
     from dk.debug.graph import ancestors_of, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
+    from dk.debug.subgraph import write_prefix
 
     if len(engines) != 2:
         raise UsageError("--plugins: dk debug diverge compares exactly two engines, e.g. torch,ort:int8")
@@ -118,12 +119,16 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
                 cache[tensor] = ancestors_of(model, [tensor])
             return cache[tensor]
 
-        def probe(tensors):
+        def probe(tensors, with_outputs=True):
             progress(f"build {len(probe.calls) + 1}: marking {len(tensors)} tensor(s)")
             probe.calls.append(tensors)
             marked = work / f"marked-{len(probe.calls)}.onnx"
-            save_marked(graph_path, tensors, marked, infos, outputs, external)
-            wanted = list(dict.fromkeys([*outputs, *tensors]))
+            if with_outputs:
+                save_marked(graph_path, tensors, marked, infos, outputs, external)
+                wanted = list(dict.fromkeys([*outputs, *tensors]))
+            else:  # once the outputs are judged, only the graph up to the marked tensors is built
+                write_prefix(graph_path, tensors, marked)
+                wanted = list(tensors)
             ref = sides[0].outputs(graph_path, marked, wanted, x)
             cand = sides[1].outputs(graph_path, marked, wanted, x)
             marked.unlink()
@@ -142,8 +147,6 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             torch_check = torch_export_check(graph_path, opts, x)
         written = None
         if search.culprit is not None and subgraph is not None:
-            from dk.debug.subgraph import write_prefix
-
             written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph))
         return DivergeResult(
             reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
