@@ -13,6 +13,7 @@ import click
 
 from dk import __version__
 from dk.cli.compare import compare
+from dk.cli.debug import debug
 from dk.cli.doctor import doctor
 from dk.cli.report import report
 from dk.cli.run import run
@@ -41,6 +42,7 @@ cli.add_command(run)
 cli.add_command(compare)
 cli.add_command(serve)
 cli.add_command(report)
+cli.add_command(debug)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,8 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Target precision (default: fp32; int8 for quantize).")
 @build_options
+@click.option("--max-accuracy-drop", help="quantize: keep the fewest nodes in float so that accuracy drops at most "
+              "this much: 1% (points) or 1%rel (of fp32); see docs/debug.md.")
 @click.option("--input", "input_path", type=click.Path(),
               help="infer: .npy (one input), .npz (arrays by input name), an image, a folder of images or a "
               "video (.mp4); default: eval samples.")
@@ -77,6 +79,10 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
 
     if stage == "export":
         result = stages.export(plugin, precision or "fp32", opts, as_json)
+    elif stage == "quantize" and kw.get("max_accuracy_drop"):
+        from dk.cli.debug import quantize_within_budget
+
+        result = quantize_within_budget(plugin, opts, kw["max_accuracy_drop"], as_json)
     elif stage == "quantize":
         result = stages.quantize(plugin, precision or "int8", opts, as_json)
     elif stage == "infer":

@@ -68,11 +68,16 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     meta = src.model_meta
     name = model_artifact_name(src.model_name, meta, inputs, "int8")
 
+    ignored = ignored_ops(src.model, own_options.get("exclude_nodes", ""))
+
     def build(folder: Path) -> BuiltModel:
-        quantized = run_nncf(nncf, src.model, calibration, request.per_channel, preset, subset_size, fast_bias)
+        quantized = run_nncf(nncf, src.model, calibration, request.per_channel, preset, subset_size, fast_bias,
+                             ignored)
         files = save_ir(quantized, folder, name, compress_to_fp16=False)
         fake_quantize = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
         extra = {"method": "nncf-ptq", "preset": preset, "fake_quantize_nodes": fake_quantize}
+        if ignored:
+            extra["float_nodes"] = sorted({n.strip() for n in own_options["exclude_nodes"].split(",") if n.strip()})
         return BuiltModel(files, FORMAT, "int8", inputs, port_specs(quantized.outputs), extra)
 
     build_options = {
@@ -92,8 +97,23 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     )
 
 
+def ignored_ops(model: Any, option: str) -> list[str]:
+    """Option ``exclude_nodes``: the OpenVINO ops an ONNX node became (the op of the node's name and
+    those named ``NAME/...``, e.g. ``/conv/Conv/WithoutBiases``), for NNCF's ignored scope."""
+    names = [n.strip() for n in option.split(",") if n.strip()]
+    ops = [op.get_friendly_name() for op in model.get_ops()]
+    found = []
+    for name in names:
+        matched = [op for op in ops if op == name or op.startswith(name + "/")]
+        if not matched:
+            raise DkError(f"option exclude_nodes: no node named {name} in the model; 'dk debug layers --plugin "
+                          "openvino' lists the quantized nodes")
+        found += matched
+    return sorted(set(found))
+
+
 def run_nncf(nncf: Any, model: Any, calibration: CalibrationData, per_channel: bool, preset: str,
-             subset_size: int, fast_bias: bool) -> Any:
+             subset_size: int, fast_bias: bool, ignored: list[str] | None = None) -> Any:
     """``nncf.quantize`` with its logging and progress bars kept off stdout (``--json`` owns it)."""
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -112,6 +132,7 @@ def run_nncf(nncf: Any, model: Any, calibration: CalibrationData, per_channel: b
             return nncf.quantize(
                 model, dataset, preset=getattr(nncf.QuantizationPreset, preset.upper()), subset_size=subset_size,
                 fast_bias_correction=fast_bias, advanced_parameters=advanced,
+                **({"ignored_scope": nncf.IgnoredScope(names=ignored, validate=False)} if ignored else {}),
             )
     except DkError:
         raise

@@ -22,6 +22,7 @@ OPTIONS = {
         "preset": "NNCF preset performance (default: symmetric activations) or mixed",
         "subset_size": "calibration batches NNCF uses (default: all of them)",
         "fast_bias_correction": "1 (default) or 0 for NNCF's slower, sometimes more accurate bias correction",
+        "exclude_nodes": "comma-separated ONNX node names kept in float (NNCF ignored scope; see dk debug layers)",
     },
     "load": {
         "mode": "latency (default: one synchronous request) or throughput (AsyncInferQueue, optimal requests)",

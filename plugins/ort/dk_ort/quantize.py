@@ -24,6 +24,7 @@ QUANTIZE_OPTIONS = {
     "reduce_range": "1 to quantize weights to 7 bits; default: 1 on x86 without VNNI (AVX2, AVX-512 without VNNI), else 0",
     "calibrate": "minmax (default), entropy or percentile",
     "batch": "calibration batch size for the default model's calibration split (default 16)",
+    "exclude_nodes": "comma-separated node names kept in float (mixed precision; dk debug layers names them)",
 }
 DEFAULT_CALIBRATION = "digits-calib"
 CALIBRATE_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -75,6 +76,8 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     inputs = [src.ranges.get(s.name, s) for s in inputs]
     name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8")
     settings: dict[str, Any] = {"reduce_range": reduce_range}
+    if exclude := excluded_nodes(request.options, src.model):  # only then: other artifacts keep their cache keys
+        settings["exclude_nodes"] = exclude
     if method == "static":
         settings.update(activations=activations, calibrate=calibrate)
 
@@ -87,13 +90,15 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
             if method == "static":
                 run_static(pre, main, calibration, request.per_channel, settings)
             else:
-                run_dynamic(pre, main, request.per_channel, reduce_range)
+                run_dynamic(pre, main, request.per_channel, reduce_range, settings.get("exclude_nodes"))
         quantized = onnx.load(str(main))
         _, outputs = io_specs(quantized)
         ops = [n.op_type for n in quantized.graph.node]
         extra = {"method": method, "quant_format": "QDQ" if method == "static" else "dynamic",
                  "quantize_linear_nodes": ops.count("QuantizeLinear") + ops.count("DynamicQuantizeLinear"),
                  "weight_range": weight_range.to_json(), "notes": [weight_range.reason]}
+        if "exclude_nodes" in settings:
+            extra["float_nodes"] = settings["exclude_nodes"]
         return BuiltModel([main.name], "onnx", "int8", inputs, outputs, extra)
 
     own = {k: v for k, v in request.options.items() if k in QUANTIZE_OPTIONS}  # load options do not change the build
@@ -149,6 +154,16 @@ def quantizable_source(source: ModelSource, export: Any = None) -> QuantSource:
 
 
 
+def excluded_nodes(options: Mapping[str, str], model: Any) -> list[str]:
+    """Option ``exclude_nodes=a,b``: nodes kept in float, each checked against the graph's node names."""
+    names = [n.strip() for n in options.get("exclude_nodes", "").split(",") if n.strip()]
+    known = {n.name for n in model.graph.node}
+    if unknown := [n for n in names if n not in known]:
+        raise DkError(f"option exclude_nodes: no node named {', '.join(unknown[:3])} in the model; "
+                      "'dk debug layers --plugin ort' lists the quantized nodes")
+    return sorted(set(names))
+
+
 def default_calibration(input_name: str, batch: int) -> CalibrationData:
     """The default model's calibration split as feeds of ``batch`` images."""
 
@@ -196,6 +211,7 @@ def run_static(pre: Path, out: Path, calibration: CalibrationData, per_channel: 
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8 if settings["activations"] == "uint8" else QuantType.QInt8,
                 calibrate_method=getattr(CalibrationMethod, CALIBRATE_METHODS[settings["calibrate"]]),
+                nodes_to_exclude=settings.get("exclude_nodes", []),
             )
     except DkError:
         raise
@@ -203,11 +219,12 @@ def run_static(pre: Path, out: Path, calibration: CalibrationData, per_channel: 
         raise ModelError(f"static quantization failed: {_one_line(exc)}") from None
 
 
-def run_dynamic(pre: Path, out: Path, per_channel: bool, reduce_range: bool) -> None:
+def run_dynamic(pre: Path, out: Path, per_channel: bool, reduce_range: bool, exclude: list[str] | None = None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
-        quantize_dynamic(pre, out, per_channel=per_channel, reduce_range=reduce_range, weight_type=QuantType.QInt8)
+        quantize_dynamic(pre, out, per_channel=per_channel, reduce_range=reduce_range, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=exclude or [])
     except Exception as exc:
         raise ModelError(f"dynamic quantization failed: {_one_line(exc)}") from None
 

@@ -29,6 +29,7 @@ QUANTIZE_OPTIONS = {
                   "IInt8EntropyCalibrator2, implicit quantization)",
     "calib_cache": "entropy: calibration cache file, read when present and written after calibration",
     "shapes": "qat: example input shapes of a torch model other than the default, NAME:1x3x224x224",
+    "exclude_nodes": "calibrator=qdq: comma-separated ONNX node names kept in float in the Q/DQ ONNX (mixed precision)",
 }
 LOAD_OPTIONS: dict[str, str] = {}
 

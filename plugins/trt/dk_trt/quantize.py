@@ -83,7 +83,9 @@ def ptq_source(request: QuantizeRequest) -> ModelSource:
         calibration_name=request.calibration_name, method="static", per_channel=request.per_channel,
         # 8-bit weights always: TensorRT's GPU kernels do not saturate, so the host CPU's ISA (which
         # makes the ort plugin pick 7-bit weights on x86 without VNNI) must not change the engine.
-        force=request.force, options={"activations": "int8", "reduce_range": "0"}, export=request.export,
+        force=request.force, export=request.export,
+        options={"activations": "int8", "reduce_range": "0",
+                 **{k: v for k, v in request.options.items() if k == "exclude_nodes"}},
     )
     return ModelSource("artifact", str(api.quantize("ort", ort_request).path))
 

@@ -1,0 +1,228 @@
+"""``dk debug diverge``: the first node where two engines disagree, its errors and a subgraph to report."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from dk import pipeline
+from dk.debug.bisect import Search, TensorCheck, bisect
+from dk.debug.sides import Side
+from dk.errors import DkError, UsageError
+
+
+@attrs.define
+class DivergeResult:
+    """What ``dk debug diverge`` found, ready for the table and ``--json``."""
+
+    reference: str
+    candidate: str
+    graph: str
+    data: str
+    samples: int
+    search: Search
+    precision: str
+    subgraph: str | None = None
+    seconds: float = 0.0
+    mode: str = "marked"
+    torch_export: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.search
+        culprit = s.culprit.to_json() if s.culprit else None
+        if culprit:
+            culprit["error"] = _check_at(s, s.culprit.tensor)
+        if s.interrupted:
+            status = "interrupted"
+        elif s.diverged is False:
+            status = "no-divergence"
+        elif s.culprit:
+            status = "found"
+        else:
+            status = "not-located"
+        return {
+            "status": status, "reference": self.reference, "candidate": self.candidate, "graph": self.graph,
+            "data": self.data, "samples": self.samples, "tolerance_precision": self.precision,
+            "candidate_nodes": len(s.nodes), "builds": s.builds, "mode": self.mode, "seconds": self.seconds,
+            "culprit": culprit,
+            "last_good": s.last_good.name if s.last_good else None,
+            "last_good_error": _check_at(s, s.last_good.tensor) if s.last_good else None,
+            "outputs": {k: v.to_json() for k, v in s.output_checks.items()},
+            "subgraph": self.subgraph,
+            "torch_export": self.torch_export,
+            "steps": [step.to_json() for step in s.steps],
+        }
+
+
+def _check_at(search: Search, tensor: str) -> dict[str, Any] | None:
+    for step in reversed(search.steps):
+        if tensor in step.checks:
+            return step.checks[tensor].to_json()
+    return None
+
+
+def check_tensor(name: str, reference: Any, candidate: Any, precision: str) -> TensorCheck:
+    """One tensor judged by the tolerance of ``precision`` (:mod:`dk.testing.tolerances`)."""
+    from dk.testing.tolerances import compare_output, tolerance_for
+
+    ref = np.asarray(reference)
+    # int8 is judged by cosine; top-1 agreement is for classifier outputs, not feature maps
+    tolerance = tolerance_for(precision)
+    if ref.ndim != 2 and tolerance.min_top1 is not None:
+        tolerance = attrs.evolve(tolerance, min_top1=None)
+    result = compare_output(name, ref, candidate, tolerance)
+    return TensorCheck(name, result.passed, result.max_abs, result.max_rel, result.cosine, result.failures)
+
+
+def loosest_precision(*precisions: str) -> str:
+    order = ["fp32", "fp16", "int8"]
+    return max(precisions, key=order.index)
+
+
+def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samples: int = 16, per_build: int = 3,
+            subgraph: Path | None = None, prefix: bool = False, mark_all: bool = False,
+            progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
+    """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
+    from dk.debug.graph import ancestors_of, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
+    from dk.debug.subgraph import write_prefix
+
+    if len(engines) != 2:
+        raise UsageError("--plugins: dk debug diverge compares exactly two engines, e.g. torch,ort:int8")
+    if opts.artifact:
+        raise UsageError("--artifact: dk debug diverge rebuilds each engine on marked graphs; give --model instead")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dk-diverge-") as tmp:
+        work = Path(tmp)
+        graph_path = graph_under_test(engines, opts)
+        model = load_graph(graph_path)
+        external = uses_external_data(model)
+        infos = value_infos(model)
+        nodes = candidate_nodes(model, infos)
+        if not nodes:
+            raise DkError(f"{graph_path.name} has no node with a float output to compare")
+        outputs = [o.name for o in model.graph.output]
+        data = _eval_data(opts, model)
+        x = data.x[:samples]
+        calibration, calibration_name = _calibration(engines, opts)
+        sides = [Side(p, q, opts, work, calibration, calibration_name, "prefix" if prefix else "marked")
+                 for p, q in engines]
+        precision = loosest_precision(*(q for _, q in engines))
+        cache: dict[str, set[str]] = {}
+
+        def ancestors(tensor: str) -> set[str]:
+            if tensor not in cache:
+                cache[tensor] = ancestors_of(model, [tensor])
+            return cache[tensor]
+
+        def probe(tensors, with_outputs=True):
+            progress(f"build {len(probe.calls) + 1}: marking {len(tensors)} tensor(s)")
+            probe.calls.append(tensors)
+            marked = work / f"marked-{len(probe.calls)}.onnx"
+            if with_outputs:
+                save_marked(graph_path, tensors, marked, infos, outputs, external)
+                wanted = list(dict.fromkeys([*outputs, *tensors]))
+            else:  # once the outputs are judged, only the graph up to the marked tensors is built
+                write_prefix(graph_path, tensors, marked)
+                wanted = list(tensors)
+            ref = sides[0].outputs(graph_path, marked, wanted, x)
+            cand = sides[1].outputs(graph_path, marked, wanted, x)
+            marked.unlink()
+            checks = {t: check_tensor(t, ref[t], cand[t], precision) for t in wanted}
+            del ref, cand
+            return checks
+
+        probe.calls = []
+        if mark_all:
+            search = _mark_all(nodes, outputs, probe)
+        else:
+            search = bisect(nodes, outputs, probe, ancestors, per_build)
+        torch_check = None
+        if any(p == "torch" for p, _ in engines) and not search.interrupted:
+            progress("checking the torch engine against its ONNX export")
+            torch_check = torch_export_check(graph_path, opts, x)
+        written = None
+        if search.culprit is not None and subgraph is not None:
+            written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph))
+        return DivergeResult(
+            reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
+            data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,
+            seconds=time.perf_counter() - started,
+            mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
+        )
+
+
+def _mark_all(nodes, outputs, probe) -> Search:
+    """What bisection avoids (Polygraphy's ``--onnx-outputs mark all``): every tensor in one build.
+    Kept for the benchmark that measures the difference."""
+    from dk.debug.bisect import Step
+
+    search = Search(list(nodes), list(outputs))
+    try:
+        start = time.perf_counter()
+        checks = dict(probe([n.tensor for n in nodes]))
+    except KeyboardInterrupt:
+        search.interrupted = True
+        return search
+    search.output_checks = {o: checks[o] for o in outputs if o in checks}
+    search.diverged = not all(c.passed for c in search.output_checks.values())
+    bad = [n for n in nodes if not checks[n.tensor].passed]
+    if search.diverged and bad:
+        search.culprit = bad[0]
+        search.last_good = nodes[bad[0].index - 1] if bad[0].index > 0 else None
+    search.steps.append(Step(1, list(nodes), checks, search.last_good.name if search.last_good else None,
+                             search.culprit.name if search.culprit else None, time.perf_counter() - start))
+    return search
+
+
+def graph_under_test(engines: list[tuple[str, str]], opts: pipeline.BuildOptions) -> Path:
+    """The fp32 ONNX graph every engine is built from. With ``torch`` among the engines, the torch
+    plugin's own export of the model, so torch's intermediate tensors are those of its export."""
+    from dk.sources import resolve_onnx
+
+    source = opts.source()
+    if any(p == "torch" for p, _ in engines):
+        return pipeline.export("torch", "fp32", opts).model_file
+    export = opts.export_request("fp32") if source.kind.startswith("torch") else None
+    return Path(resolve_onnx(source, export).path)
+
+
+def _graph_name(path: Path, opts: pipeline.BuildOptions) -> str:
+    return "default model" if opts.source().kind == "default" else path.name
+
+
+def _eval_data(opts: pipeline.BuildOptions, model: Any) -> pipeline.EvalData:
+    """The evaluation inputs ``dk compare`` would use (``--data``, the default model's split, or seeded random)."""
+    from dk.engine import Engine
+    from dk.onnx_io import io_specs
+
+    shell = Engine()
+    shell.inputs, shell.outputs = io_specs(model)
+    return pipeline.eval_data(opts, shell)
+
+
+def _calibration(engines: list[tuple[str, str]], opts: pipeline.BuildOptions):
+    """Calibration of the user's model, for int8 sides (the marked graphs are plain ONNX files, which
+    have no calibration split of their own)."""
+    if not any(q == "int8" for _, q in engines) or opts.method != "static":
+        return None, ""
+    return pipeline.calibration_data(opts, opts.source())
+
+
+def torch_export_check(graph_path: Path, opts: pipeline.BuildOptions, x: np.ndarray) -> dict[str, Any]:
+    """Whether the torch engine agrees (fp32 tolerance) with its own ONNX export at the outputs: when
+    it does not, the divergence is in the export itself, before any node of the graph."""
+    from dk import api
+    from dk.debug.reference import ReferenceEngine
+
+    artifact = pipeline.export("torch", "fp32", opts)
+    with api.load_engine("torch", artifact, opts.device, opts.options) as engine:
+        torch_out = pipeline.run_all(engine, x)
+    with ReferenceEngine(graph_path) as engine:
+        onnx_out = pipeline.run_all(engine, x)
+    checks = {k: check_tensor(k, torch_out[k], onnx_out[k], "fp32").to_json() for k in onnx_out if k in torch_out}
+    return {"passed": all(c["passed"] for c in checks.values()) and bool(checks), "outputs": checks}

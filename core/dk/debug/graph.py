@@ -1,0 +1,151 @@
+"""The nodes of an ONNX graph in topological order, and the same graph with tensors marked as outputs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+import attrs
+
+if TYPE_CHECKING:
+    import onnx
+
+#: ONNX element types whose tensors are compared (floating point); others (shapes, indices) are skipped.
+_FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+@attrs.frozen
+class NodeInfo:
+    """One candidate node: its name, op type, the tensor compared and its inputs' names and shapes."""
+
+    index: int
+    name: str
+    op: str
+    tensor: str
+    inputs: tuple[str, ...]
+    input_shapes: tuple[tuple[Any, ...] | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "op": self.op, "tensor": self.tensor,
+                "inputs": [{"name": n, "shape": None if s is None else list(s)}
+                           for n, s in zip(self.inputs, self.input_shapes)]}
+
+
+def value_infos(model: "onnx.ModelProto") -> dict[str, Any]:
+    """Every typed tensor of the graph after ONNX shape inference (run once: it copies the model);
+    only the graph's own inputs and outputs when inference fails."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - types and shapes are a courtesy, never a reason to fail
+        inferred = model
+    graph = inferred.graph
+    infos = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        if value.type.HasField("tensor_type"):
+            infos[value.name] = onnx.ValueInfoProto()
+            infos[value.name].CopyFrom(value)  # copies: the inferred model (and its weights) can go
+    return infos
+
+
+def _shapes(model: "onnx.ModelProto", infos: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Tensor shapes (symbolic dims as strings)."""
+    shapes: dict[str, tuple[Any, ...]] = {}
+    graph = model.graph
+    for value in infos.values():
+        if value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+    for init in graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def candidate_nodes(model: "onnx.ModelProto", infos: dict[str, Any] | None = None) -> list[NodeInfo]:
+    """The nodes whose first output can be compared, in the graph's (topological) order.
+
+    Constants and nodes whose first output is not a float tensor (Shape, indices) are left out, as are
+    nodes that no graph output depends on.
+    """
+    graph = model.graph
+    needed = ancestors_of(model, [o.name for o in graph.output])
+    infos = value_infos(model) if infos is None else infos
+    typed = len(infos) > len(graph.input) + len(graph.output)
+    floats = {k for k, v in infos.items() if v.type.tensor_type.elem_type in _FLOAT_TYPES} if typed else None
+    shapes = _shapes(model, infos)
+    nodes = []
+    for node in graph.node:
+        if not node.output or node.op_type == "Constant" or not node.output[0]:
+            continue
+        tensor = node.output[0]
+        if tensor not in needed or (floats is not None and tensor not in floats):
+            continue
+        inputs = tuple(i for i in node.input if i)
+        nodes.append(NodeInfo(len(nodes), node.name or tensor, node.op_type, tensor, inputs,
+                              tuple(shapes.get(i) for i in inputs)))
+    return nodes
+
+
+def ancestors_of(model: "onnx.ModelProto", tensors: Iterable[str]) -> set[str]:
+    """Every tensor the given tensors depend on, themselves included."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    seen: set[str] = set()
+    stack = list(tensors)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = producer.get(name)
+        if node is not None:
+            stack.extend(i for i in node.input if i)
+    return seen
+
+
+def load_graph(path) -> "onnx.ModelProto":
+    """The model at ``path`` for its topology and types only: large initializers lose their data (their
+    dims and types stay), so a big model costs little memory while it is bisected."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for init in model.graph.initializer:
+        if init.ByteSize() > 4096:
+            for field in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
+                init.ClearField(field)
+    return model
+
+
+def uses_external_data(model: "onnx.ModelProto") -> bool:
+    import onnx
+
+    return any(i.data_location == onnx.TensorProto.EXTERNAL for i in model.graph.initializer)
+
+
+def save_marked(source, tensors: Iterable[str], target, infos: dict[str, Any], outputs: Iterable[str],
+                external: bool = False) -> None:
+    """Write the ONNX file ``source`` with ``tensors`` added to its graph outputs (typed from ``infos``
+    where known) to ``target``, without loading its weights: protobuf merges concatenated messages,
+    appending repeated fields, so the file's bytes followed by a message holding only the new outputs
+    parse as the model with those outputs added. Models with external data are loaded and written
+    whole (``external``; weights inline), as the copy lives outside their folder."""
+    import shutil
+
+    import onnx
+
+    present = set(outputs)
+    delta = onnx.ModelProto()
+    for name in tensors:
+        if name not in present:
+            value = delta.graph.output.add()
+            if name in infos:
+                value.CopyFrom(infos[name])
+            value.name = name
+            present.add(name)
+    if external:
+        model = onnx.load(str(source))
+        model.graph.output.extend(delta.graph.output)
+        onnx.save(model, str(target))
+        return
+    shutil.copyfile(source, target)
+    with open(target, "ab") as file:
+        file.write(delta.SerializeToString())

@@ -1,0 +1,135 @@
+"""``dk debug diverge``: bisection names exactly the node a test engine breaks, on real engines."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from dk.debug.diverge import diverge
+from dk.debug.graph import candidate_nodes
+from dk.default_model import ONNX_PATH
+from dk.pipeline import BuildOptions
+from dk.plugins import get_plugin_manager
+from tests.conftest import make_distribution, run_dk
+
+import tests.core.broken_engine_plugin as broken_plugin
+
+pytest.importorskip("onnxruntime")
+BROKEN_SOURCE = Path(broken_plugin.__file__).read_text()
+NODES = [n.name for n in candidate_nodes(onnx.load(str(ONNX_PATH)))]
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    """The ``broken`` engine registered in this process."""
+    broken_plugin.EXPORTS.clear()
+    get_plugin_manager().register(broken_plugin, "broken")
+    return broken_plugin
+
+
+@pytest.mark.parametrize("per_build", [1, 3])
+@pytest.mark.parametrize("node", [NODES[0], NODES[3], NODES[5], NODES[-1]])
+def test_bisection_names_exactly_the_broken_node(broken, tmp_path, node, per_build):
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": node})
+    result = diverge([("ort", "fp32"), ("broken", "fp32")], opts, per_build=per_build,
+                     subgraph=tmp_path / "culprit.onnx")
+    report = result.to_json()
+    assert report["status"] == "found"
+    assert report["culprit"]["name"] == node
+    assert report["builds"] <= math.ceil(math.log2(len(NODES))) + 2
+    # the offset of 0.5 is what the engine adds there
+    assert report["culprit"]["error"]["max_abs"] == pytest.approx(0.5, abs=1e-4)
+    if node != NODES[0]:
+        assert report["last_good"] == NODES[NODES.index(node) - 1]
+        assert report["last_good_error"]["passed"]
+    culprit = onnx.load(str(tmp_path / "culprit.onnx"))
+    assert [o.name for o in culprit.graph.output] == [report["culprit"]["tensor"]]
+    assert len(culprit.graph.node) == NODES.index(node) + 1  # the chain up to the broken node, no more
+
+
+def test_prefix_subgraphs_find_the_same_node(broken, tmp_path):
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[5]})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, prefix=True).to_json()
+    assert (report["status"], report["mode"], report["culprit"]["name"]) == ("found", "prefix", NODES[5])
+
+
+def test_an_engine_that_drops_marked_outputs_gets_prefix_subgraphs(broken, tmp_path):
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[4], "broken:first_output_only": "1"})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts).to_json()
+    assert (report["status"], report["mode"], report["culprit"]["name"]) == ("found", "prefix", NODES[4])
+
+
+def test_mark_all_finds_the_same_node_in_one_build(broken, tmp_path):
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[3]})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, mark_all=True).to_json()
+    assert (report["culprit"]["name"], report["builds"]) == (NODES[3], 1)
+    assert len(report["steps"][0]["marked"]) == len(NODES)
+
+
+def _site(tmp_path: Path) -> dict[str, str]:
+    site = make_distribution(tmp_path / "site", "dk-test-broken", {"broken": BROKEN_SOURCE})
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_json_names_the_node_and_exits_1(tmp_path):
+    result = run_dk("debug", "diverge", "--plugins", "ort,broken", "-o", f"broken:node={NODES[2]}", "--json",
+                    "--out", str(tmp_path / "a"), "--subgraph", str(tmp_path / "c.onnx"), env_extra=_site(tmp_path))
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["culprit"]["name"] == NODES[2] and report["culprit"]["op"] == "Conv"
+    assert report["culprit"]["inputs"][0]["shape"] == ["batch", 16, 8, 8]
+    assert report["subgraph"] == str(tmp_path / "c.onnx") and (tmp_path / "c.onnx").is_file()
+    assert [s["step"] for s in report["steps"]] == list(range(1, report["builds"] + 1))
+
+
+def test_engines_that_agree_say_so_and_exit_0(tmp_path):
+    result = run_dk("debug", "diverge", "--plugins", "onnxref,ort", "--out", str(tmp_path / "a"),
+                    "--subgraph", str(tmp_path / "c.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert "no divergence beyond tolerance" in result.stdout
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
+    block = tmp_path / "blocked"
+    env = {**os.environ, **_site(tmp_path), "DK_TEST_BLOCK_FILE": str(block)}
+    env.pop("DK_LOAD_PLUGINS", None)
+    # the broken node is the 6th: build 1 marks nodes 3, 6 and 8, so build 2 runs with a known range
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "debug", "diverge",
+         "--plugins", "ort,broken", "-o", f"broken:node={NODES[5]}", "--out", str(tmp_path / "a"),
+         "--subgraph", str(tmp_path / "c.onnx")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stderr:  # progress lines, until the plugin blocks in the second build
+            if line.startswith("broken: blocked"):
+                break
+        assert block.exists(), "the second build never started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert f"interrupted after 1 build(s): the first divergence lies after {NODES[2]}" in out
+    assert f"at or before {NODES[5]}" in out
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_torch_reference_through_its_onnx_export_names_the_broken_node(broken, tmp_path):
+    pytest.importorskip("torch")
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[5]})
+    report = diverge([("torch", "fp32"), ("broken", "fp32")], opts, subgraph=tmp_path / "c.onnx").to_json()
+    assert (report["status"], report["culprit"]["name"]) == ("found", NODES[5])
+    assert report["reference"] == "torch:fp32"
+    # the torch engine itself agrees with the export the search ran on
+    assert report["torch_export"]["passed"] and report["torch_export"]["outputs"]["logits"]["max_abs"] < 1e-4

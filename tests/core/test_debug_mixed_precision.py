@@ -1,0 +1,166 @@
+"""``dk run quantize --max-accuracy-drop`` and ``dk debug layers`` on ort, with real quantizations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dk.artifacts import Artifact
+from dk.debug.mixed_precision import choose_float_nodes, parse_budget
+from dk.debug.sensitivity import Trial
+from dk.default_model import ONNX_PATH, load_split
+from dk.errors import DkError, UsageError
+from tests.conftest import run_dk
+
+pytest.importorskip("onnxruntime")
+
+
+def test_budgets_are_points_or_relative():
+    assert (parse_budget("1%").value, parse_budget("1%").relative) == (0.01, False)
+    assert parse_budget("0.02").value == 0.02
+    assert parse_budget("2%rel").relative and parse_budget("2%rel").allowed(0.5) == pytest.approx(0.01)
+    for bad in ("", "abc", "-1%", "100%"):
+        with pytest.raises(UsageError, match="--max-accuracy-drop"):
+            parse_budget(bad)
+
+
+class FakeEvaluator:
+    """Accuracy = fp32 minus the cost of each quantized node (costs by node)."""
+
+    def __init__(self, costs):
+        self.costs, self.fp32_accuracy, self.tried = costs, 0.9, []
+
+    def trial(self, float_nodes):
+        self.tried.append(sorted(float_nodes))
+        accuracy = self.fp32_accuracy - sum(c for n, c in self.costs.items() if n not in float_nodes)
+        return Trial(tuple(sorted(float_nodes)), accuracy, 0.0, 1.0, "")
+
+
+def test_greedy_then_pruned_keeps_the_fewest_float_nodes():
+    costs = {"a": 0.05, "b": 0.001, "c": 0.03, "d": 0.002}
+    chosen = choose_float_nodes(FakeEvaluator(costs), parse_budget("1%"), ["a", "c", "d", "b"])
+    assert chosen.float_nodes == ("a", "c")
+
+
+def test_a_budget_that_cannot_be_met_says_so():
+    evaluator = FakeEvaluator({"a": 0.05})
+    evaluator.trial = lambda nodes: Trial(tuple(nodes), 0.5, 0.0, 1.0, "")  # even all-float loses 0.4
+    with pytest.raises(DkError, match="cannot be met even with every node in float.*nothing was written"):
+        choose_float_nodes(evaluator, parse_budget("1%"), ["a"], ["relu"])
+
+
+def test_other_nodes_join_when_weighted_ones_are_not_enough():
+    costs = {"conv": 0.001, "relu": 0.05, "pool": 0.001}
+    chosen = choose_float_nodes(FakeEvaluator(costs), parse_budget("1%"), ["conv"], ["relu", "pool"])
+    assert chosen.float_nodes == ("relu",)
+
+
+def test_max_accuracy_drop_fits_the_budget_and_records_float_nodes(tmp_path):
+    result = run_dk("run", "quantize", "--plugin", "ort", "--max-accuracy-drop", "0.1%", "--json",
+                    "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["accuracy_int8_full"] < report["accuracy_fp32"] - 0.001  # plain int8 loses more than the budget
+    assert report["drop"] <= 0.001 and report["float_nodes"]
+    artifact = Artifact.load(report["artifact"]["path"])
+    mixed = artifact.manifest["extra"]["mixed_precision"]
+    assert mixed["float_nodes"] == report["float_nodes"] == artifact.manifest["extra"]["float_nodes"]
+    assert artifact.manifest["options"]["exclude_nodes"] == report["float_nodes"]
+    # the recorded accuracy is what the artifact really scores
+    from dk import api
+
+    x, y = load_split("eval")
+    with api.load_engine("ort", artifact) as engine:
+        logits = engine.infer({"input": x})["logits"]
+    assert float((logits.argmax(1) == y).mean()) == pytest.approx(mixed["accuracy"])
+    assert report["speed"]["median_ms"]["mixed"] > 0 and report["speed"]["speedup_mixed"] > 0
+    # the ranking has every weighted node of the default model
+    assert sorted(r["node"] for r in report["ranking"]) == sorted(
+        ["/features/features.0/Conv", "/features/features.2/Conv", "/features/features.5/Conv", "/classifier/Gemm"])
+
+
+def test_max_accuracy_drop_without_labels_names_data(tmp_path):
+    model = tmp_path / "plain.onnx"
+    shutil.copy(ONNX_PATH, model)
+    result = run_dk("run", "quantize", "--plugin", "ort", "--model", str(model), "--max-accuracy-drop", "1%",
+                    "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "--data" in result.stderr and result.stderr.count("\n") == 1
+    assert not list((tmp_path / "out").glob("ort/*"))
+
+
+def test_exclude_nodes_must_name_nodes_of_the_model(tmp_path):
+    result = run_dk("run", "quantize", "--plugin", "ort", "-o", "exclude_nodes=/no/such/Conv", "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert "exclude_nodes: no node named /no/such/Conv" in result.stderr
+
+
+def test_layers_ranks_every_weighted_node(tmp_path):
+    data = tmp_path / "eval.npz"
+    x, y = load_split("eval")
+    np.savez(data, x=x[:120], y=y[:120])
+    result = run_dk("debug", "layers", "--plugin", "ort", "--json", "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = report["layers"]
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert [r["mean_rel"] for r in rows] == sorted(r["mean_rel"] for r in rows)
+    assert len({r["node"] for r in rows}) == 4
+    # keeping the most sensitive node in float moves the output less from fp32 than all in int8
+    assert rows[0]["mean_rel"] < report["mean_rel_int8"]
+    assert report["samples"] == 120 and 0 < report["accuracy_int8"] <= 1
+
+
+def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
+    pytest.importorskip("nncf")
+    full = run_dk("run", "quantize", "--plugin", "openvino", "--json", "--out", str(tmp_path / "a"))
+    mixed = run_dk("run", "quantize", "--plugin", "openvino", "--json", "--out", str(tmp_path / "b"),
+                   "-o", "exclude_nodes=/features/features.5/Conv,/classifier/Gemm")
+    assert full.returncode == 0 and mixed.returncode == 0, mixed.stderr
+    full_extra = Artifact.load(json.loads(full.stdout)["artifact"]["path"]).manifest["extra"]
+    mixed_extra = Artifact.load(json.loads(mixed.stdout)["artifact"]["path"]).manifest["extra"]
+    assert mixed_extra["float_nodes"] == ["/classifier/Gemm", "/features/features.5/Conv"]
+    assert mixed_extra["fake_quantize_nodes"] < full_extra["fake_quantize_nodes"]
+    bad = run_dk("run", "quantize", "--plugin", "openvino", "-o", "exclude_nodes=/nope", "--out", str(tmp_path / "c"))
+    assert bad.returncode != 0 and "exclude_nodes: no node named /nope" in bad.stderr
+
+
+def test_trt_qdq_onnx_keeps_excluded_nodes_in_float(tmp_path):
+    """The Q/DQ ONNX that trt's int8 builds from (no TensorRT needed to make it): float nodes stay float."""
+    pytest.importorskip("dk_trt")
+    from dk.default_model import load_split as split
+    from dk.specs import ModelSource, QuantizeRequest
+    from dk_trt.quantize import ptq_source
+
+    x, _ = split("calib")
+    request = QuantizeRequest(source=ModelSource("default", "dk:digitsnet"), out_dir=tmp_path, calibration=lambda: [
+        {"input": x[:32]}], calibration_name="calib[:32]", options={"exclude_nodes": "/classifier/Gemm"})
+    artifact = Artifact.load(ptq_source(request).location)
+    assert artifact.manifest["extra"]["float_nodes"] == ["/classifier/Gemm"]
+    assert artifact.manifest["options"]["activations"] == "int8"
+    import onnx
+
+    graph = onnx.load(str(artifact.model_file)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    conv = next(n for n in graph.node if n.op_type == "Conv")
+    assert producers.get(gemm.input[1]) != "DequantizeLinear"  # float weights
+    assert producers.get(conv.input[1]) == "DequantizeLinear"  # int8 weights elsewhere
+
+
+def test_layers_report_has_the_chart_and_every_node(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dk.report.sensitivity import write_sensitivity_report
+
+    report = {"plugin": "ort", "mode": "only this node in float", "samples": 10, "data": "d", "accuracy_fp32": 0.9,
+              "accuracy_int8": 0.8, "mean_rel_int8": 0.05, "layers": [
+                  {"rank": 1, "node": "/a/Conv", "op": "Conv", "accuracy": 0.9, "mean_rel": 0.01, "cosine": 0.999},
+                  {"rank": 2, "node": "/b/Gemm", "op": "Gemm", "accuracy": 0.85, "mean_rel": 0.04, "cosine": 0.99}]}
+    html_file, = write_sensitivity_report(report, tmp_path / "layers.html")
+    text = html_file.read_text()
+    assert "data:image/png;base64," in text and "/a/Conv" in text and "/b/Gemm" in text
+    md_file, png = write_sensitivity_report(report, tmp_path / "layers.md")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name in md_file.read_text()
