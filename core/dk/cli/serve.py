@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 import click
@@ -37,7 +35,7 @@ import click
               show_default=True, help="uvicorn's log level (info shows each request).")
 def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
           model_name: str | None, **kw: Any) -> None:
-    """Serve an artifact over HTTP until Ctrl-C (in-flight requests finish first).
+    """Serve an artifact over HTTP until Ctrl-C or SIGTERM (in-flight requests finish first, see docs/serving.md).
 
     \b
     POST /inference                   raw JPEG/PNG -> results with pre/infer/post timings
@@ -45,6 +43,21 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     GET  /v2/models/NAME              model metadata;  GET /v2/health/live|ready
     GET  /metrics                     Prometheus text: requests, errors, latency histogram
     """
+    from dk.serve.server import StopRequested, StopSignals
+
+    with StopSignals() as signals:  # before anything is loaded or announced
+        try:
+            _serve(signals, plugin, artifact, host, port, device, plugin_options, model_name, kw)
+        except StopRequested:
+            pass
+        if signals.stopping:
+            from dk.cli.render import note
+
+            note(f"dk serve stopped ({signals.signal_name})")
+
+
+def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int, device: str,
+           plugin_options: tuple[str, ...], model_name: str | None, kw: dict[str, Any]) -> None:
     from dk.serve import require_serve_dependencies
 
     require_serve_dependencies()
@@ -64,45 +77,39 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     )
     options = parse_key_values(plugin_options)
     config.device, config.engine_options = device, options
-    if artifact:
-        built = Artifact.load(artifact)
-    else:
-        built = pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
-    engine = api.load_engine(plugin, built, device, options)
-    model = ModelInfo.from_artifact(built, plugin, model_name)
-    config.model_name = model.name
-    app = create_app(engine, config, model)
+    engine = app = None
     try:
-        sock = listening_socket(host, port)
-    except OSError as exc:
-        engine.close()
-        raise UsageError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    bound = sock.getsockname()[1]
-    note(f"serving model {model.name!r} ({plugin}, {built.precision}) on http://{host}:{bound} "
-         f"- POST /inference, /v2/models/{model.name}/infer; Ctrl-C stops after in-flight requests")
-    if config.allow_upload:
-        note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
-    server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"))
-    restore_sigterm = _sigterm_like_ctrl_c()
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it handled; in-flight requests are done
-        pass
-    finally:
-        sock.close()
-        restore_sigterm()
-    note("dk serve stopped")
+        with signals.interruptible():
+            built = Artifact.load(artifact) if artifact else \
+                pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
+            engine = api.load_engine(plugin, built, device, options)
+        if signals.stopping:
+            return
+        model = ModelInfo.from_artifact(built, plugin, model_name)
+        config.model_name = model.name
+        app = create_app(engine, config, model)
+        try:
+            sock = listening_socket(host, port)
+        except OSError as exc:
+            raise UsageError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        bound = sock.getsockname()[1]
 
+        def announce() -> None:  # once uvicorn accepts connections
+            note(f"serving model {model.name!r} ({plugin}, {built.precision}) on http://{host}:{bound} "
+                 f"- POST /inference, /v2/models/{model.name}/infer; Ctrl-C stops after in-flight requests")
+            if config.allow_upload:
+                note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
 
-def _sigterm_like_ctrl_c() -> Any:
-    """Make SIGTERM (how Kubernetes and ``docker stop`` end a container) finish like Ctrl-C: uvicorn
-    drains in-flight requests, then re-raises the signal, which then exits 0 instead of killing the
-    process. Returns the function that puts the previous handler back."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        server = make_server(app, host, bound, log_level=kw["log_level"],
+                             access_log=kw["log_level"] in ("debug", "info"), on_started=announce)
+        signals.attach(server)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    finally:  # the app's lifespan closed the engine unless start-up failed or a second signal forced the exit
+        runner = getattr(app.state.worker, "runner", None) if app is not None else None
+        if runner is not None:
+            runner.close()  # waits for running engine calls, then closes the engine; safe to call twice
+        elif engine is not None:
+            engine.close()
