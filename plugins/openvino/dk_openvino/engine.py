@@ -66,6 +66,9 @@ class OpenVinoEngine(Engine):
 
             self._queue = AsyncInferQueue(compiled, requests)
             self._queue.set_callback(_finished)
+        from dk_openvino.runtime import track
+
+        track(self)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._check(inputs)
@@ -102,9 +105,14 @@ class OpenVinoEngine(Engine):
         return [self._result(job) for job in jobs]
 
     def close(self) -> None:
-        if self._queue is not None:
-            self._queue.wait_all()
-        self._queue = self._request = self.compiled = None
+        """Release OpenVINO's objects now, users before what they use: the queue once its jobs are
+        done, the request, then the compiled model (runtime.release drops the Core at exit)."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.wait_all()
+            del queue
+        self._request = None
+        self.compiled = None
         self.mode = "closed"
 
     def describe(self) -> dict[str, Any]:

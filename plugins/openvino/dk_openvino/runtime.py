@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import importlib.util
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +35,8 @@ OPTIONS = {
 }
 
 _core: Any = None
+#: Engines not yet closed, closed by :func:`release` at exit at the latest.
+_open_engines: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def openvino_version() -> str | None:
@@ -64,11 +68,31 @@ def require_openvino() -> Any:
 
 
 def core() -> Any:
-    """The process-wide ``openvino.Core`` (creating one costs a few ms and loads device plugins lazily)."""
+    """The process-wide ``openvino.Core`` (creating one costs a few ms and loads device plugins lazily).
+
+    :func:`release` drops it at exit, before the interpreter tears itself down (docs/openvino.md, "Exit").
+    """
     global _core
     if _core is None:
         _core = require_openvino().Core()
+        atexit.register(release)
     return _core
+
+
+def track(engine: Any) -> None:
+    """Remember an open engine, so that :func:`release` closes it if its user did not."""
+    _open_engines.add(engine)
+
+
+def release() -> None:
+    """Close every open engine (its infer queue, requests and compiled model), then drop the Core, so
+    that the CPU plugin's worker threads are joined now, in order, and not during interpreter
+    teardown, where a thread still joinable when its owner is destroyed aborts the process
+    (``terminate called without an active exception``). Runs at exit; safe to call again."""
+    global _core
+    for engine in list(_open_engines):
+        engine.close()
+    _core = None
 
 
 def tool_versions() -> dict[str, str]:
