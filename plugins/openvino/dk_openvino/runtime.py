@@ -26,7 +26,7 @@ OPTIONS = {
         "fast_bias_correction": "1 (default) or 0 for NNCF's slower, sometimes more accurate bias correction",
     },
     "load": {
-        "mode": "latency (default: one synchronous request) or throughput (AsyncInferQueue, optimal requests)",
+        "mode": "latency (default: one synchronous request) or throughput (a pool of the optimal number of requests)",
         "infer_precision": "f32 (default: fp32 math), bf16 or f16 (INFERENCE_PRECISION_HINT)",
         "threads": "CPU threads (INFERENCE_NUM_THREADS, default: all cores)",
         "streams": "parallel streams (NUM_STREAMS, default: chosen by the performance hint)",
@@ -85,10 +85,9 @@ def track(engine: Any) -> None:
 
 
 def release() -> None:
-    """Close every open engine (its infer queue, requests and compiled model), then drop the Core, so
-    that the CPU plugin's worker threads are joined now, in order, and not during interpreter
-    teardown, where a thread still joinable when its owner is destroyed aborts the process
-    (``terminate called without an active exception``). Runs at exit; safe to call again."""
+    """Close every open engine (its requests and compiled model), then drop the Core, so that the
+    CPU plugin and its stream threads are torn down now, while the interpreter is whole, and not
+    in its last GC pass during finalization. Runs at exit; safe to call again."""
     global _core
     for engine in list(_open_engines):
         engine.close()
