@@ -93,6 +93,8 @@ def signal_many(spawn: Spawner, artifact: str, count: int, parallel: int, seed: 
 
 def check(outcomes: list[Outcome]) -> None:
     phases = {phase: sum(o.phase == phase for o in outcomes) for phase in ("python-start", "starting", "serving")}
+    print(f"signalled {len(outcomes)} dk serve processes: {phases}; slowest stop "
+          f"{max(o.stop_s for o in outcomes):.1f} s (grace {STOP_GRACE_S} s)")
     for outcome in outcomes:
         assert outcome.stop_s < STOP_GRACE_S, outcome.output
         if outcome.phase == "python-start":  # before dk runs: the default action ends it at once

@@ -43,13 +43,16 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     GET  /v2/models/NAME              model metadata;  GET /v2/health/live|ready
     GET  /metrics                     Prometheus text: requests, errors, latency histogram
     """
-    from dk.serve.server import StopRequested, StopSignals
+    from dk.serve.server import StopSignals
 
     with StopSignals() as signals:  # before anything is loaded or announced
         try:
             _serve(signals, plugin, artifact, host, port, device, plugin_options, model_name, kw)
-        except StopRequested:
-            pass
+        except BaseException:
+            # A signal during start-up raises StopRequested wherever Python was, and a library may
+            # turn it into an error of its own (an import that 'fails'): stopping wins over both.
+            if not signals.stopping:
+                raise
         if signals.stopping:
             from dk.cli.render import note
 

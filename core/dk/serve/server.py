@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any, Callable
 
 #: In-flight requests get this long to finish after SIGINT/SIGTERM; then they are cancelled.
@@ -71,8 +70,8 @@ class StopSignals:
     The first signal asks the attached server to drain and stop (``should_exit``); a second one
     stops it without waiting for in-flight requests (``force_exit``). While start-up is
     :meth:`interruptible` (building or loading the engine) the first signal raises
-    :class:`StopRequested` instead. A watchdog thread ends the process with status 1 if it is
-    still alive ``grace_s`` after the first signal. The handler never raises once a server is
+    :class:`StopRequested` instead. A watchdog thread ends the process with status 1 if the
+    block has not ended ``grace_s`` after the first signal. The handler never raises once a server is
     attached, so no signal is lost inside uvicorn or asyncio.
     """
 
@@ -82,6 +81,7 @@ class StopSignals:
         self.server: Any = None
         self._interruptible = False
         self._first = threading.Event()
+        self._done = threading.Event()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -92,6 +92,7 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._done.set()  # disarms the watchdog: what is left is the interpreter's own exit
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -136,7 +137,8 @@ class StopSignals:
 
     def _watchdog(self) -> None:
         self._first.wait()
-        time.sleep(self.grace_s)
+        if self._done.wait(self.grace_s):
+            return
         os.write(2, f"error: dk serve did not stop within {self.grace_s:g} s of {self.signal_name}; "
                     "exiting with status 1\n".encode())
         os._exit(1)
