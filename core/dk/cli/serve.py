@@ -51,7 +51,8 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
         except BaseException:
             # A signal during start-up raises StopRequested wherever Python was, and a library may
             # turn it into an error of its own (an import that 'fails'): stopping wins over both.
-            if not signals.stopping:
+            # Once the server exists the handler never raises, so a later error is a real one.
+            if not signals.stopping or signals.server is not None:
                 raise
         if signals.stopping:
             from dk.cli.render import note
