@@ -4,7 +4,6 @@ finishes with its result (its own cluster: the test removes a node)."""
 from __future__ import annotations
 
 import json
-import os
 
 from tests.plugins.ray.conftest import cluster_environment, node_ids
 from tests.plugins.ray.test_ray_runner import wait_for_files
