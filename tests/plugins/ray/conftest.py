@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,13 @@ def crashy_mode(cluster):
         return folder
 
     return set_mode
+
+
+def wait_for_files(folder, pattern: str, count: int, process, timeout: float = 120) -> None:
+    """Wait until ``count`` files match ``pattern`` (files the crashy plugin writes as cells start and
+    results arrive); fails when the process ends first."""
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob(pattern))) < count:
+        assert process.proc.poll() is None, process.output()
+        assert time.monotonic() < deadline, f"fewer than {count} {pattern} files after {timeout} s\n{process.output()}"
+        time.sleep(0.02)

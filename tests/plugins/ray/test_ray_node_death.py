@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.plugins.ray.conftest import cluster_environment, node_ids
-from tests.plugins.ray.test_ray_runner import wait_for_files
+from tests.plugins.ray.conftest import cluster_environment, node_ids, wait_for_files
 
 
 def test_a_cell_on_a_dying_node_is_retried_on_another_node(spawn, tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 from tests.conftest import run_dk
+from tests.plugins.ray.conftest import wait_for_files
 
 FAST = ("--iterations", "20", "--warmup", "2")
 
@@ -112,16 +112,6 @@ def test_ctrl_c_cancels_outstanding_cells_and_writes_what_arrived(cluster, crash
     assert [r["batch"] for r in document["runs"]] == sorted(r["batch"] for r in document["runs"])
     assert len(document["runs"]) == 2, document["runs"]
     assert all(r["status"] == "ok" and r["latency"]["p50_ms"] > 0 for r in document["runs"])
-
-
-def wait_for_files(folder, pattern: str, count: int, process, timeout: float = 120) -> None:
-    """Wait until ``count`` files match ``pattern`` (files the crashy plugin writes as cells start and
-    results arrive); fails when the process ends first."""
-    deadline = time.monotonic() + timeout
-    while len(list(folder.glob(pattern))) < count:
-        assert process.proc.poll() is None, process.output()
-        assert time.monotonic() < deadline, f"fewer than {count} {pattern} files after {timeout} s\n{process.output()}"
-        time.sleep(0.02)
 
 
 def test_a_worker_keeps_its_engine_open_for_the_next_batch_of_the_same_artifact(cluster, crashy_mode, tmp_path):
