@@ -33,6 +33,9 @@ import click
 @click.option("--max-upload", default="256MiB", show_default=True, help="Largest uploaded model.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, help="uvicorn's log level (info shows each request).")
+@click.option("--stop-grace", type=click.FloatRange(1), default=25.0, show_default=True, envvar="DK_SERVE_STOP_GRACE",
+              show_envvar=True, help="Seconds from SIGINT/SIGTERM to exit, whatever the moment: in-flight requests "
+                                     "get up to 80%% of it (20 s at most); past it, exit status 1.")
 def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
           model_name: str | None, **kw: Any) -> None:
     """Serve an artifact over HTTP until Ctrl-C or SIGTERM (in-flight requests finish first, see docs/serving.md).
@@ -43,20 +46,12 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     GET  /v2/models/NAME              model metadata;  GET /v2/health/live|ready
     GET  /metrics                     Prometheus text: requests, errors, latency histogram
     """
+    from dk.cli.render import note
     from dk.serve.server import StopSignals
 
-    with StopSignals() as signals:  # before anything is loaded or announced
-        try:
-            _serve(signals, plugin, artifact, host, port, device, plugin_options, model_name, kw)
-        except BaseException:
-            # A signal during start-up raises StopRequested wherever Python was, and a library may
-            # turn it into an error of its own (an import that 'fails'): stopping wins over both.
-            # Once the server exists the handler never raises, so a later error is a real one.
-            if not signals.stopping or signals.server is not None:
-                raise
+    with StopSignals(kw["stop_grace"]) as signals:  # before anything is loaded or announced
+        _serve(signals, plugin, artifact, host, port, device, plugin_options, model_name, kw)
         if signals.stopping:
-            from dk.cli.render import note
-
             note(f"dk serve stopped ({signals.signal_name})")
 
 
@@ -64,7 +59,7 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
            plugin_options: tuple[str, ...], model_name: str | None, kw: dict[str, Any]) -> None:
     from dk.serve import require_serve_dependencies
 
-    require_serve_dependencies()
+    require_serve_dependencies()  # each start-up step ends early once a stop signal came
     from dk import api, pipeline
     from dk.artifacts import Artifact
     from dk.cli.options import parse_key_values
@@ -72,7 +67,7 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
     from dk.errors import UsageError
     from dk.serve.app import ModelInfo, create_app
     from dk.serve.config import ServeConfig, parse_size
-    from dk.serve.server import listening_socket, make_server
+    from dk.serve.server import GRACEFUL_SHUTDOWN_S, listening_socket, make_server
 
     config = ServeConfig(
         max_body=parse_size(kw["max_body"], "--max-body"), max_batch=kw["max_batch"],
@@ -81,12 +76,14 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
     )
     options = parse_key_values(plugin_options)
     config.device, config.engine_options = device, options
+    if signals.stopping:
+        return
     engine = app = None
     try:
-        with signals.interruptible():
-            built = Artifact.load(artifact) if artifact else \
-                pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
-            engine = api.load_engine(plugin, built, device, options)
+        built = Artifact.load(artifact) if artifact else pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
+        if signals.stopping:
+            return
+        engine = api.load_engine(plugin, built, device, options)
         if signals.stopping:
             return
         model = ModelInfo.from_artifact(built, plugin, model_name)
@@ -104,8 +101,8 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
             if config.allow_upload:
                 note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
 
-        server = make_server(app, host, bound, log_level=kw["log_level"],
-                             access_log=kw["log_level"] in ("debug", "info"), on_started=announce)
+        server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"),
+                             on_started=announce, drain_s=min(GRACEFUL_SHUTDOWN_S, 0.8 * kw["stop_grace"]))
         signals.attach(server)
         try:
             server.run(sockets=[sock])

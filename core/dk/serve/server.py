@@ -19,19 +19,20 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def make_server(app: Any, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "warning",
-                access_log: bool = False, on_started: Callable[[], None] | None = None) -> Any:
+                access_log: bool = False, on_started: Callable[[], None] | None = None,
+                drain_s: float = GRACEFUL_SHUTDOWN_S) -> Any:
     """A ``uvicorn.Server`` for ``app``; ``server.run()`` blocks until ``should_exit`` is set.
 
     It installs no signal handlers of its own (in ``dk serve`` :class:`StopSignals` sets ``should_exit``).
     ``on_started`` is called once the server accepts connections, unless it was asked to stop first.
-    On shutdown it stops accepting connections, waits for in-flight requests (up to
-    ``GRACEFUL_SHUTDOWN_S``), then the app's lifespan closes the engine.
+    On shutdown it stops accepting connections, waits for in-flight requests (up to ``drain_s``),
+    then the app's lifespan closes the engine.
     """
     import uvicorn
 
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=access_log, lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False, date_header=False,
+        timeout_graceful_shutdown=drain_s, server_header=False, date_header=False,
         timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024,
     )
     server = _server_class()(config)
@@ -60,26 +61,21 @@ def _server_class() -> type:
     return QuietServer
 
 
-class StopRequested(BaseException):
-    """SIGINT/SIGTERM arrived while ``dk serve`` was still starting (see :meth:`StopSignals.interruptible`)."""
-
-
 class StopSignals:
     """One SIGINT/SIGTERM handler for the whole life of ``dk serve``.
 
     The first signal asks the attached server to drain and stop (``should_exit``); a second one
-    stops it without waiting for in-flight requests (``force_exit``). While start-up is
-    :meth:`interruptible` (building or loading the engine) the first signal raises
-    :class:`StopRequested` instead. A watchdog thread ends the process with status 1 if the
-    block has not ended ``grace_s`` after the first signal. The handler never raises once a server is
-    attached, so no signal is lost inside uvicorn or asyncio.
+    stops it without waiting for in-flight requests (``force_exit``). Before a server is attached
+    (start-up) the signal is only recorded and start-up stops at its next step. The handler never
+    raises: an exception thrown into whatever Python was doing (an import, a library's native
+    call) can leave it broken, and was seen to crash the process. A watchdog thread ends the
+    process with status 1 if the block has not ended ``grace_s`` after the first signal.
     """
 
     def __init__(self, grace_s: float = STOP_GRACE_S):
         self.grace_s = grace_s
         self.received: list[int] = []
         self.server: Any = None
-        self._interruptible = False
         self._first = threading.Event()
         self._done = threading.Event()
         self._previous: dict[int, Any] = {}
@@ -104,17 +100,6 @@ class StopSignals:
     def signal_name(self) -> str:
         return signal.Signals(self.received[0]).name if self.received else "none"
 
-    @contextlib.contextmanager
-    def interruptible(self) -> Any:
-        """A start-up step that the first signal interrupts (raising :class:`StopRequested`)."""
-        if self.received:
-            raise StopRequested(self.received[0])
-        self._interruptible = True
-        try:
-            yield
-        finally:
-            self._interruptible = False
-
     def attach(self, server: Any) -> None:
         """From now on signals stop ``server``; one that came before stops it as soon as it starts."""
         self.server = server
@@ -132,8 +117,6 @@ class StopSignals:
             server.should_exit = True
         if first:
             self._first.set()  # only the first signal takes the Event's lock: a nested handler cannot deadlock
-            if self._interruptible and server is None:
-                raise StopRequested(signum)
 
     def _watchdog(self) -> None:
         self._first.wait()
