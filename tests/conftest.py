@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dk.plugins import reset_plugin_manager
+from tests.processes import spawner
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +22,13 @@ def fresh_plugin_manager(monkeypatch):
     reset_plugin_manager()
     yield
     reset_plugin_manager()
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start processes (``spawn.dk("serve", ...)``) whose pipes are drained and which are killed when the
+    test ends, passed or failed (tests/processes.py)."""
+    yield from spawner(tmp_path)
 
 
 def make_distribution(site: Path, dist: str, plugins: dict[str, str]) -> Path:

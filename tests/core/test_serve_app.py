@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import numpy as np
 import pytest
@@ -171,10 +172,8 @@ def test_not_ready_while_the_engine_loads_then_ready():
             before = await call(app, "GET", "/v2/health/ready")
             infer = await call(app, "POST", "/v2/models/m/infer", infer_body(np.zeros((1, 1, 8, 8), np.float32)))
             gate.set()
-            for _ in range(200):
-                after = await call(app, "GET", "/v2/health/ready")
-                if after[0] == 200:
-                    break
+            deadline = time.monotonic() + 60  # the loader thread finishes once released, however slow
+            while (after := await call(app, "GET", "/v2/health/ready"))[0] != 200 and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             return before, infer, after
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dk.serve.server import STOP_GRACE_S
+
 yaml = pytest.importorskip("yaml", reason="parsing the manifest needs PyYAML: pip install pyyaml")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +167,7 @@ def _post(url: str, doc: dict) -> tuple[int, dict]:
 
 
 @pytest.mark.parametrize("how", ["docker run", "kserve"])
-def test_the_image_command_line_answers_the_probes_and_infers(tmp_path, how):
+def test_the_image_command_line_answers_the_probes_and_infers(spawn, how):
     """What the container runs, with 127.0.0.1 and a free port instead of 0.0.0.0:8080."""
     steps, doc = dockerfile(), manifest()
     c = container(doc)
@@ -178,37 +180,19 @@ def test_the_image_command_line_answers_the_probes_and_infers(tmp_path, how):
         env.update({e["name"]: e["value"] for e in c["env"]})
     name = option(argv, "--model_name") if "--model_name" in argv else env.get("DK_SERVE_NAME", "digitsnet")
     assert name == ("dk-digits" if how == "kserve" else "digitsnet")
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(DK + argv[1:], stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path, env=env)
-    try:
-        url = _wait_for_url(proc, log)
-        probes = {c[k]["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe")}
-        assert probes == HEALTH
-        deadline = time.monotonic() + 60
-        while _get(url + c["readinessProbe"]["httpGet"]["path"])[0] != 200:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        assert _get(url + "/v2/health/live") == (200, {"live": True})
-        assert _get(url + "/v2/health/ready") == (200, {"ready": True})
-        assert _get(f"{url}/v2/models/{name}/ready") == (200, {"name": name, "ready": True})
-        _check_infer(url, name)
-    finally:
-        proc.send_signal(signal.SIGTERM)  # how Kubernetes stops a pod
-        code = proc.wait(30)
-    assert code == 0, log.read_text()
-    assert "dk serve stopped" in log.read_text()
-
-
-def _wait_for_url(proc: subprocess.Popen, log: Path) -> str:
-    deadline = time.monotonic() + 120
-    while True:
-        match = re.search(r"on (http://127\.0\.0\.1:\d+)", log.read_text())
-        if match:
-            return match.group(1)
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    server = spawn(DK + argv[1:], env=env)
+    url = server.wait_for_line(r"on (http://127\.0\.0\.1:\d+)").group(1)
+    probes = {c[k]["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe")}
+    assert probes == HEALTH
+    # the URL is announced once the engine is loaded and the server accepts connections: ready at once
+    assert _get(url + c["readinessProbe"]["httpGet"]["path"])[0] == 200, server.output()
+    assert _get(url + "/v2/health/live") == (200, {"live": True})
+    assert _get(url + "/v2/health/ready") == (200, {"ready": True})
+    assert _get(f"{url}/v2/models/{name}/ready") == (200, {"name": name, "ready": True})
+    _check_infer(url, name)
+    server.send_signal(signal.SIGTERM)  # how Kubernetes stops a pod
+    assert server.wait(STOP_GRACE_S) == 0, server.output()
+    assert "dk serve stopped (SIGTERM)" in server.stderr
 
 
 def _check_infer(url: str, name: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 import click
@@ -41,9 +39,12 @@ import click
               help="Open connections at most (one more is answered 503 and closed).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, help="uvicorn's log level (info shows each request).")
+@click.option("--stop-grace", type=click.FloatRange(1), default=25.0, show_default=True, envvar="DK_SERVE_STOP_GRACE",
+              show_envvar=True, help="Seconds from SIGINT/SIGTERM to exit, whatever the moment: in-flight requests "
+                                     "get up to 80%% of it (20 s at most); past it, exit status 1.")
 def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
           model_name: str | None, **kw: Any) -> None:
-    """Serve an artifact over HTTP until Ctrl-C (in-flight requests finish first).
+    """Serve an artifact over HTTP until Ctrl-C or SIGTERM (in-flight requests finish first, see docs/serving.md).
 
     \b
     POST /inference                   raw JPEG/PNG -> results with pre/infer/post timings
@@ -51,9 +52,20 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     GET  /v2/models/NAME              model metadata;  GET /v2/health/live|ready
     GET  /metrics                     Prometheus text: requests, errors, latency histogram
     """
+    from dk.cli.render import note
+    from dk.serve.server import StopSignals
+
+    with StopSignals(kw["stop_grace"]) as signals:  # before anything is loaded or announced
+        _serve(signals, plugin, artifact, host, port, device, plugin_options, model_name, kw)
+        if signals.stopping:
+            note(f"dk serve stopped ({signals.signal_name})")
+
+
+def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int, device: str,
+           plugin_options: tuple[str, ...], model_name: str | None, kw: dict[str, Any]) -> None:
     from dk.serve import require_serve_dependencies
 
-    require_serve_dependencies()
+    require_serve_dependencies()  # each start-up step ends early once a stop signal came
     from dk import api, pipeline
     from dk.artifacts import Artifact
     from dk.cli.options import parse_key_values
@@ -61,7 +73,7 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     from dk.errors import UsageError
     from dk.serve.app import ModelInfo, create_app
     from dk.serve.config import ServeConfig, parse_size
-    from dk.serve.server import listening_socket, make_server
+    from dk.serve.server import GRACEFUL_SHUTDOWN_S, listening_socket, make_server
 
     config = ServeConfig(
         max_body=parse_size(kw["max_body"], "--max-body"), max_batch=kw["max_batch"],
@@ -71,45 +83,41 @@ def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, 
     )
     options = parse_key_values(plugin_options)
     config.device, config.engine_options = device, options
-    if artifact:
-        built = Artifact.load(artifact)
-    else:
-        built = pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
-    engine = api.load_engine(plugin, built, device, options)
-    model = ModelInfo.from_artifact(built, plugin, model_name)
-    config.model_name = model.name
-    app = create_app(engine, config, model)
+    if signals.stopping:
+        return
+    engine = app = None
     try:
-        sock = listening_socket(host, port)
-    except OSError as exc:
-        engine.close()
-        raise UsageError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    bound = sock.getsockname()[1]
-    note(f"serving model {model.name!r} ({plugin}, {built.precision}) on http://{host}:{bound} "
-         f"- POST /inference, /v2/models/{model.name}/infer; Ctrl-C stops after in-flight requests")
-    if config.allow_upload:
-        note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
-    server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"))
-    restore_sigterm = _sigterm_like_ctrl_c()
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it handled; in-flight requests are done
-        pass
-    finally:
-        sock.close()
-        restore_sigterm()
-    note("dk serve stopped")
+        built = Artifact.load(artifact) if artifact else pipeline.build(plugin, "fp32", pipeline.BuildOptions(device=device))
+        if signals.stopping:
+            return
+        engine = api.load_engine(plugin, built, device, options)
+        if signals.stopping:
+            return
+        model = ModelInfo.from_artifact(built, plugin, model_name)
+        config.model_name = model.name
+        app = create_app(engine, config, model)
+        try:
+            sock = listening_socket(host, port)
+        except OSError as exc:
+            raise UsageError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        bound = sock.getsockname()[1]
 
+        def announce() -> None:  # once uvicorn accepts connections
+            note(f"serving model {model.name!r} ({plugin}, {built.precision}) on http://{host}:{bound} "
+                 f"- POST /inference, /v2/models/{model.name}/infer; Ctrl-C stops after in-flight requests")
+            if config.allow_upload:
+                note("[yellow]note:[/] --allow-upload: ONNX uploads are accepted into the store's uploads/ folder")
 
-def _sigterm_like_ctrl_c() -> Any:
-    """Make SIGTERM (how Kubernetes and ``docker stop`` end a container) finish like Ctrl-C: uvicorn
-    drains in-flight requests, then re-raises the signal, which then exits 0 instead of killing the
-    process. Returns the function that puts the previous handler back."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        server = make_server(app, host, bound, log_level=kw["log_level"], access_log=kw["log_level"] in ("debug", "info"),
+                             on_started=announce, drain_s=min(GRACEFUL_SHUTDOWN_S, 0.8 * kw["stop_grace"]))
+        signals.attach(server)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    finally:  # the app's lifespan closed the engine unless start-up failed or a second signal forced the exit
+        runner = getattr(app.state.worker, "runner", None) if app is not None else None
+        if runner is not None:
+            runner.close()  # waits for running engine calls, then closes the engine; safe to call twice
+        elif engine is not None:
+            engine.close()

@@ -1,8 +1,14 @@
-"""OpenVinoEngine: a compiled model run by one synchronous request (latency mode) or by an
-``AsyncInferQueue`` of the device's optimal number of requests (throughput mode)."""
+"""OpenVinoEngine: a compiled model run by one synchronous request (latency mode) or by a pool of
+the device's optimal number of requests (throughput mode).
+
+No Python callback is ever given to OpenVINO: its worker threads then never take the GIL, which
+is what aborted processes at exit (a stream thread running a callback while the interpreter
+finalized; docs/openvino.md, "Exit"). Requests are started and waited on from the caller's thread.
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,26 +19,6 @@ from dk.errors import DkError
 from dk.specs import TensorSpec
 
 MODES = ("latency", "throughput")
-
-
-class _Job:
-    """One submitted inference: its outputs (or error) arrive from the queue's callback thread."""
-
-    __slots__ = ("done", "error", "outputs")
-
-    def __init__(self, wait: bool):
-        self.outputs: tuple[np.ndarray, ...] | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event() if wait else None
-
-
-def _finished(request: Any, job: _Job) -> None:
-    try:  # the request is reused for the next job: copy its outputs out
-        job.outputs = tuple(t.data.copy() for t in request.output_tensors)
-    except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-        job.error = exc
-    if job.done is not None:
-        job.done.set()
 
 
 def _shared_tensor(array: np.ndarray) -> Any:
@@ -60,27 +46,31 @@ class OpenVinoEngine(Engine):
         self._input_order = list(enumerate(s.name for s in self.inputs))
         self._lock = threading.Lock()
         self._request = compiled.create_infer_request() if mode == "latency" else None
-        self._queue = None
+        self._idle: queue.SimpleQueue | None = None  # throughput mode: the requests no call is using
         if mode == "throughput":
-            from openvino import AsyncInferQueue
+            self._idle = queue.SimpleQueue()
+            for _ in range(requests):
+                self._idle.put(compiled.create_infer_request())
+        from dk_openvino.runtime import track
 
-            self._queue = AsyncInferQueue(compiled, requests)
-            self._queue.set_callback(_finished)
+        track(self)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._check(inputs)
         request = self._request
         if request is not None:
             with self._lock:
-                for index, name in self._input_order:
-                    request.set_input_tensor(index, _shared_tensor(inputs[name]))
-                request.infer()
-                return {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self._names)}
-        queue = self._live_queue()
-        job = _Job(wait=True)
-        queue.start_async(inputs, job, share_inputs=True)
-        job.done.wait()
-        return self._result(job)
+                self._set_inputs(request, inputs)
+                _run(request.infer)
+                return self._outputs(request)
+        idle = self._live_pool()
+        request = idle.get()  # concurrent callers each get their own request
+        try:
+            self._set_inputs(request, inputs)
+            _run(request.infer)
+            return self._outputs(request)
+        finally:
+            idle.put(request)
 
     @property
     def parallel_requests(self) -> int:
@@ -88,34 +78,72 @@ class OpenVinoEngine(Engine):
         return self.requests if self.mode == "throughput" else 1
 
     def infer_many(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        """Outputs for each feed, in order. Throughput mode submits them all to the request queue
-        (the feeds must stay unchanged until this returns); latency mode runs them one by one."""
+        """Outputs for each feed, in order. Throughput mode keeps every request of the pool busy,
+        the feeds taking turns (the feeds must stay unchanged until this returns); latency mode runs
+        them one by one."""
         for one in feeds:
             self._check(one)
         if self._request is not None:
             return [self.infer(one) for one in feeds]
-        queue = self._live_queue()
-        jobs = [_Job(wait=False) for _ in feeds]
-        for one, job in zip(feeds, jobs):
-            queue.start_async(one, job, share_inputs=True)
-        queue.wait_all()
-        return [self._result(job) for job in jobs]
+        idle = self._live_pool()
+        pool = [idle.get() for _ in range(self.requests)]
+        results: list[dict[str, np.ndarray]] = [{} for _ in feeds]
+        running: dict[int, int] = {}  # place in the pool -> index of the feed it runs
+        try:
+            for index, one in enumerate(feeds):
+                slot = index % len(pool)
+                if slot in running:
+                    results[running.pop(slot)] = self._finish(pool[slot])
+                self._set_inputs(pool[slot], one)
+                _run(pool[slot].start_async)
+                running[slot] = index
+            for slot in sorted(running, key=running.__getitem__):
+                results[running.pop(slot)] = self._finish(pool[slot])
+        finally:
+            for slot in running:  # after an error: the others finish before their requests are reused
+                try:
+                    pool[slot].wait()
+                except RuntimeError:
+                    pass
+            for request in pool:
+                idle.put(request)
+        return results
 
     def close(self) -> None:
-        if self._queue is not None:
-            self._queue.wait_all()
-        self._queue = self._request = self.compiled = None
+        """Release OpenVINO's objects now, users before what they use: the idle requests, then the
+        compiled model (runtime.release drops the Core at exit)."""
+        idle, self._idle = self._idle, None
+        while idle is not None and not idle.empty():
+            idle.get_nowait()
+        self._request = None
+        self.compiled = None
         self.mode = "closed"
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mode": self.mode, "requests": self.requests}
 
-    def _live_queue(self) -> Any:
-        if self._queue is None:
+    def _live_pool(self) -> queue.SimpleQueue:
+        if self._idle is None:
             raise DkError("this openvino engine is closed; load the artifact again")
-        return self._queue
+        return self._idle
 
-    def _result(self, job: _Job) -> dict[str, np.ndarray]:
-        if job.error is not None or job.outputs is None:
-            raise DkError(f"OpenVINO inference failed: {job.error or 'no outputs'}")
-        return dict(zip(self._names, job.outputs))
+    def _set_inputs(self, request: Any, inputs: Mapping[str, np.ndarray]) -> None:
+        for index, name in self._input_order:
+            request.set_input_tensor(index, _shared_tensor(inputs[name]))
+
+    def _outputs(self, request: Any) -> dict[str, np.ndarray]:
+        return {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self._names)}
+
+    def _finish(self, request: Any) -> dict[str, np.ndarray]:
+        _run(request.wait)
+        return self._outputs(request)
+
+
+def _run(call: Any) -> None:
+    """An OpenVINO call whose failure becomes a :class:`DkError` with OpenVINO's message."""
+    try:
+        call()
+    except RuntimeError as exc:
+        from dk_openvino.runtime import one_line
+
+        raise DkError(f"OpenVINO inference failed: {one_line(exc)}") from None

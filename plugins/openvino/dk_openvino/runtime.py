@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import importlib.util
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +27,7 @@ OPTIONS = {
         "exclude_nodes": "comma-separated ONNX node names kept in float (NNCF ignored scope; see dk debug layers)",
     },
     "load": {
-        "mode": "latency (default: one synchronous request) or throughput (AsyncInferQueue, optimal requests)",
+        "mode": "latency (default: one synchronous request) or throughput (a pool of the optimal number of requests)",
         "infer_precision": "f32 (default: fp32 math), bf16 or f16 (INFERENCE_PRECISION_HINT)",
         "threads": "CPU threads (INFERENCE_NUM_THREADS, default: all cores)",
         "streams": "parallel streams (NUM_STREAMS, default: chosen by the performance hint)",
@@ -34,6 +36,8 @@ OPTIONS = {
 }
 
 _core: Any = None
+#: Engines not yet closed, closed by :func:`release` at exit at the latest.
+_open_engines: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def openvino_version() -> str | None:
@@ -65,11 +69,30 @@ def require_openvino() -> Any:
 
 
 def core() -> Any:
-    """The process-wide ``openvino.Core`` (creating one costs a few ms and loads device plugins lazily)."""
+    """The process-wide ``openvino.Core`` (creating one costs a few ms and loads device plugins lazily).
+
+    :func:`release` drops it at exit, before the interpreter tears itself down (docs/openvino.md, "Exit").
+    """
     global _core
     if _core is None:
         _core = require_openvino().Core()
+        atexit.register(release)
     return _core
+
+
+def track(engine: Any) -> None:
+    """Remember an open engine, so that :func:`release` closes it if its user did not."""
+    _open_engines.add(engine)
+
+
+def release() -> None:
+    """Close every open engine (its requests and compiled model), then drop the Core, so that the
+    CPU plugin and its stream threads are torn down now, while the interpreter is whole, and not
+    in its last GC pass during finalization. Runs at exit; safe to call again."""
+    global _core
+    for engine in list(_open_engines):
+        engine.close()
+    _core = None
 
 
 def tool_versions() -> dict[str, str]:

@@ -4,30 +4,26 @@ and ``dk run infer --plugin lpdnn`` in others; Ctrl-C stops the worker cleanly."
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 
+from dk.serve.server import STOP_GRACE_S
 from tests.conftest import run_dk
 
 
-def _start_serve(tmp_path, *args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "serve", "--plugin", "ort",
-         "--port", "0", "--log-level", "warning", "--store", str(tmp_path / "store"), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
-    line = proc.stderr.readline()
-    match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-    assert match, line + proc.stderr.read() if proc.poll() is not None else line
-    return proc, match.group(1)
+def _start_serve(spawn, tmp_path, *args):
+    server = spawn.dk("serve", "--plugin", "ort", "--port", "0", "--log-level", "warning",
+                      "--store", str(tmp_path / "store"), *args)
+    return server, server.wait_for_line(r"on (http://127\.0\.0\.1:\d+)").group(1)
 
 
-def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(tmp_path):
-    proc, url = _start_serve(tmp_path)
+def _stop(server) -> None:
+    server.send_signal(signal.SIGINT)
+    assert server.wait(STOP_GRACE_S) == 0, server.output()
+    assert "dk serve stopped (SIGINT)" in server.stderr
+
+
+def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(spawn, tmp_path):
+    server, url = _start_serve(spawn, tmp_path)
     try:
         compare = run_dk("compare", "--plugins", "ort,lpdnn", "-o", f"lpdnn:url={url}", "--out", str(tmp_path / "a"),
                          "--json", cwd=tmp_path)
@@ -58,15 +54,12 @@ def test_compare_ort_with_lpdnn_against_dk_serve_is_identical(tmp_path):
         assert remote["p50_total_ms"] >= remote["p50_server_ms"] >= remote["p50_target_infer_ms"] > 0
         assert remote["p50_network_ms"] > 0
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0, proc.stderr.read()
+        _stop(server)
 
 
-def test_worker_down_is_one_clear_line(tmp_path):
-    proc, url = _start_serve(tmp_path)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(20)
-    time.sleep(0.1)
+def test_worker_down_is_one_clear_line(spawn, tmp_path):
+    server, url = _start_serve(spawn, tmp_path)
+    _stop(server)  # it has exited, so its port is closed
     result = run_dk("run", "export", "--plugin", "lpdnn", "-o", f"url={url}", "-o", "retries=1",
                     "--out", str(tmp_path / "a"), cwd=tmp_path)
     assert result.returncode == 2

@@ -122,10 +122,9 @@ def test_garbage_answers_are_clear_errors_and_not_retried(fake, behaviour, messa
 
 def test_a_silent_worker_times_out_without_retry(fake):
     worker = fake(_silent)
-    start = time.perf_counter()
     with pytest.raises(WorkerError, match=r"did not answer within 0\.3 s; raise -o timeout=SECONDS"):
         WorkerClient(worker.url, timeout=0.3, retries=3).infer("m", FEEDS, ["logits"])
-    assert time.perf_counter() - start < 2 and worker.connections == 1
+    assert worker.connections == 1  # no retry after a timeout
 
 
 def test_a_worker_that_is_not_oip_is_named(worker_url):

@@ -18,7 +18,7 @@ class TestOpenvinoConformance(BackendConformance):
 
 
 class TestOpenvinoThroughputConformance(BackendConformance):
-    """The same checks with the engine in throughput mode (AsyncInferQueue) and a lowercase device."""
+    """The same checks with the engine in throughput mode (a pool of requests) and a lowercase device."""
 
     plugin = "openvino"
     precisions = ("fp32",)

@@ -1,14 +1,17 @@
 """A two-node local Ray cluster for the ray runner's tests, started once per module.
 
 Node ``alpha`` (the head) and node ``beta`` each advertise one fleet target and one CPU. A test
-plugin ``crashy`` (the ort engine, whose load kills its worker process as told by a file) is
-installed on PYTHONPATH before the cluster starts, so that the nodes' workers see it too.
+plugin ``crashy`` (the ort engine, whose load kills its worker process as told by a file, whose
+cells can be held until the test releases them, and which leaves a file in its folder each time
+the driver collects a cell's result) is installed on PYTHONPATH before the cluster starts, so that
+the nodes' workers see it too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,8 @@ import time
 from pathlib import Path
 from dk.hooks import hookimpl
 
+FOLDER = Path(os.environ["DK_CRASHY_DIR"])
+
 @hookimpl
 def dk_export(request):
     from dk_ort.export import export_onnx
@@ -31,16 +36,49 @@ def dk_export(request):
 @hookimpl
 def dk_load_engine(artifact, device, options):
     from dk_ort.engine import load_engine
-    folder = Path(os.environ["DK_CRASHY_DIR"])
-    mode = (folder / "mode").read_text().strip() if (folder / "mode").exists() else "never"
-    earlier = len(list(folder.glob("load-*")))
-    (folder / f"load-{os.getpid()}-{earlier}").touch()
+    mode = (FOLDER / "mode").read_text().strip() if (FOLDER / "mode").exists() else "never"
+    earlier = len(list(FOLDER.glob("load-*")))
+    (FOLDER / f"load-{os.getpid()}-{earlier}").touch()
     if mode == "always" or (mode == "once" and earlier == 0):
         os._exit(1)  # the worker process dies in the middle of the cell
     engine = load_engine(artifact, device, options)
-    # dk calls reset_timings before it measures each batch: a trace of every cell that starts
-    engine.reset_timings = lambda: (folder / f"cell-{os.getpid()}-{time.monotonic_ns()}").touch()
+    engine.reset_timings = cell_starts
     return engine
+
+def cell_starts():
+    # dk calls reset_timings before it measures each batch: a trace of every cell that starts
+    (FOLDER / f"cell-{os.getpid()}-{time.monotonic_ns()}").touch()
+    hold = FOLDER / "hold"  # "N": cells after the first N wait until the test writes the file "release"
+    if hold.exists() and ticket() >= int(hold.read_text()):
+        while not (FOLDER / "release").exists():
+            time.sleep(0.02)
+
+def ticket():
+    # this cell's place among the cells that started (O_EXCL: two nodes never draw the same one)
+    number = 0
+    while True:
+        try:
+            os.close(os.open(FOLDER / f"ticket-{number}", os.O_CREAT | os.O_EXCL))
+            return number
+        except FileExistsError:
+            number += 1
+
+def _record_arrivals():
+    # in the driver: a file per cell whose result the ray runner has collected, for tests to wait on
+    try:
+        import dk_ray.runner as runner
+    except ImportError:
+        return
+    collect = runner._collect
+    def recording(*args, **kwargs):
+        runs = collect(*args, **kwargs)
+        (FOLDER / f"arrived-{time.monotonic_ns()}").touch()
+        return runs
+    if not getattr(collect, "records_arrivals", False):
+        recording.records_arrivals = True
+        runner._collect = recording
+
+_record_arrivals()
 '''
 
 
@@ -95,13 +133,27 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture
 def crashy_mode(cluster):
-    """Set how the crashy engine behaves (never, once, always) and forget earlier loads."""
+    """Set how the crashy engine behaves (never, once, always; ``hold=N``: cells after the first N wait
+    for the file ``release``) and forget earlier loads, cells and arrivals."""
     folder = cluster[2]
 
-    def set_mode(mode: str) -> Path:
-        for path in [*folder.glob("load-*"), *folder.glob("cell-*")]:
-            path.unlink()
+    def set_mode(mode: str, hold: int | None = None) -> Path:
+        for pattern in ("load-*", "cell-*", "ticket-*", "arrived-*", "hold", "release"):
+            for path in folder.glob(pattern):
+                path.unlink()
         (folder / "mode").write_text(mode)
+        if hold is not None:
+            (folder / "hold").write_text(str(hold))
         return folder
 
     return set_mode
+
+
+def wait_for_files(folder, pattern: str, count: int, process, timeout: float = 120) -> None:
+    """Wait until ``count`` files match ``pattern`` (files the crashy plugin writes as cells start and
+    results arrive); fails when the process ends first."""
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob(pattern))) < count:
+        assert process.proc.poll() is None, process.output()
+        assert time.monotonic() < deadline, f"fewer than {count} {pattern} files after {timeout} s\n{process.output()}"
+        time.sleep(0.02)

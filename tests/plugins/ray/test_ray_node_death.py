@@ -4,15 +4,11 @@ finishes with its result (its own cluster: the test removes a node)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
-from tests.plugins.ray.conftest import cluster_environment, node_ids
+from tests.plugins.ray.conftest import cluster_environment, node_ids, wait_for_files
 
 
-def test_a_cell_on_a_dying_node_is_retried_on_another_node(tmp_path):
+def test_a_cell_on_a_dying_node_is_retried_on_another_node(spawn, tmp_path):
     from ray.cluster_utils import Cluster
 
     with cluster_environment(tmp_path) as (env, crashy):
@@ -22,21 +18,16 @@ def test_a_cell_on_a_dying_node_is_retried_on_another_node(tmp_path):
             doomed = head.add_node(num_cpus=1, resources={"dk-target:doomed": 1})
             head.wait_for_nodes()
             out = tmp_path / "results.json"
-            command = [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "run", "bench",
-                       "--ray", head.address, "--plugin", "crashy", "--duration", "4", "--warmup", "0",
-                       "--hw-interval", "0", "--output", str(out)]
-            process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and not list(crashy.glob("cell-*")) and process.poll() is None:
-                time.sleep(0.05)  # the cell is measuring on the only node with a CPU
-            assert list(crashy.glob("cell-*")), "the cell never started"
+            (crashy / "hold").write_text("0")  # the cell waits on the doomed node until "release" exists
+            process = spawn.dk("run", "bench", "--ray", head.address, "--plugin", "crashy", "--duration", "0.5",
+                               "--warmup", "0", "--hw-interval", "0", "--output", str(out), env_extra=env)
+            wait_for_files(crashy, "cell-*", 1, process)  # the cell is held on the only node with a CPU
             rescue = head.add_node(num_cpus=1, resources={"dk-target:rescue": 1})
             head.wait_for_nodes()
             rescue_id = node_ids(head.address, ("rescue",))["rescue"]
             head.remove_node(doomed)  # the node dies with the cell (and the artifact it holds) on it
-            _, stderr = process.communicate(timeout=120)
-            assert process.returncode == 0, stderr
+            (crashy / "release").touch()  # the retried cell measures on the rescue node
+            assert process.wait(120) == 0, process.output()
             run = json.loads(out.read_text())["runs"][0]
             assert run["status"] == "ok" and run["latency"]["p50_ms"] > 0
             assert run["node"]["id"] == rescue_id != doomed.node_id

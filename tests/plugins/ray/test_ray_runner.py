@@ -4,8 +4,10 @@ a worker killed twice, an unknown target, and results shaped like a local run's.
 from __future__ import annotations
 
 import json
+import signal
 
 from tests.conftest import run_dk
+from tests.plugins.ray.conftest import wait_for_files
 
 FAST = ("--iterations", "20", "--warmup", "2")
 
@@ -92,32 +94,23 @@ def test_a_target_no_node_has_is_refused_before_anything_runs(cluster, crashy_mo
     assert not list(folder.glob("load-*"))  # no cell started
 
 
-def test_ctrl_c_cancels_outstanding_cells_and_writes_what_arrived(cluster, crashy_mode, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def test_ctrl_c_cancels_outstanding_cells_and_writes_what_arrived(cluster, crashy_mode, spawn, tmp_path):
     address, _, _, env = cluster
-    loads = crashy_mode("never")
+    folder = crashy_mode("never", hold=2)  # two cells measure; the others wait until "release" exists
     out = tmp_path / "partial.json"
-    command = [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "run", "bench",
-               "--ray", address, "--plugins", "crashy", "--batches", "1,2,4,8,16,32,64,128",
-               "--duration", "1", "--warmup", "0", "--hw-interval", "0", "--output", str(out),
-               "--out", str(tmp_path / "artifacts")]
-    process = subprocess.Popen(command, env={**__import__("os").environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(list(loads.glob("cell-*"))) < 4 and process.poll() is None:
-        time.sleep(0.05)  # two nodes, one cell each at a time: a 4th cell starting means 2 have finished
-    time.sleep(0.8)  # their results reach the driver; the 1-second cells running now do not finish
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stdout + stderr
-    assert "interrupted" in stderr and "marked incomplete" in stderr
+    driver = spawn.dk("run", "bench", "--ray", address, "--plugins", "crashy", "--batches", "1,2,4,8,16,32,64,128",
+                      "--duration", "0.2", "--warmup", "0", "--hw-interval", "0", "--output", str(out),
+                      "--out", str(tmp_path / "artifacts"), env_extra=env)
+    wait_for_files(folder, "arrived-*", 2, driver)  # the driver has both results in hand
+    wait_for_files(folder, "cell-*", 4, driver)  # and each node holds a cell: both are outstanding
+    driver.send_signal(signal.SIGINT)
+    code = driver.wait(60)
+    assert code == 130, driver.output()
+    assert "interrupted" in driver.stderr and "marked incomplete" in driver.stderr
     document = json.loads(out.read_text())
     assert document["interrupted"] is True and document["complete"] is False
-    assert 1 <= len(document["runs"]) < 8, document["runs"]
+    assert [r["batch"] for r in document["runs"]] == sorted(r["batch"] for r in document["runs"])
+    assert len(document["runs"]) == 2, document["runs"]
     assert all(r["status"] == "ok" and r["latency"]["p50_ms"] > 0 for r in document["runs"])
 
 
