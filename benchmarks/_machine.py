@@ -7,8 +7,8 @@ import os
 import platform
 from typing import Any
 
+from dk.bench.environment import cpu_isa, cpu_model
 from dk.cpu_isa import isa_record
-from dk.environment import cpu_isa, cpu_model
 
 
 def machine(**library_versions: str) -> dict[str, Any]:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dk import preprocessing
-from dk.detection import DetectionConfig, detect
-from dk.metrics import detection_map
-from dk.preprocessing import PreprocessSpec, preprocess
 from dk.specs import TensorSpec
+from dk.vision import preprocessing
+from dk.vision.detection import DetectionConfig, detect
+from dk.vision.metrics import detection_map
+from dk.vision.preprocessing import PreprocessSpec, preprocess
 
 TRIALS = 15
 

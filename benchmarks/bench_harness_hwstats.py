@@ -18,7 +18,7 @@ import numpy as np
 from _harness_common import record
 from _ort_common import machine, resnet18_onnx
 from dk import api
-from dk.hwstats import HwSampler
+from dk.bench.hwstats import HwSampler
 from dk.sources import parse_model_arg
 from dk.specs import ExportRequest
 

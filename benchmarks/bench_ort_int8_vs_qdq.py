@@ -29,7 +29,7 @@ import numpy as np
 
 from _ort_common import interleaved, machine, record, resnet18_onnx
 from dk import api
-from dk.environment import cpu_isa
+from dk.bench.environment import cpu_isa
 from dk.sources import parse_model_arg
 from dk.specs import ExportRequest, QuantizeRequest
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from _harness_common import record
 from _machine import machine
-from dk.benchrun import new_document
+from dk.bench.execution import new_document
+from dk.bench.runners import LocalRunner
+from dk.bench.sweep import plan_sweep
 from dk.pipeline import BuildOptions
 from dk.plugins import get_plugin_manager
-from dk.runners import LocalRunner
-from dk.sweep import plan_sweep
 
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128]
 ITERATIONS, TRIALS, SINGLE_CELLS = 300, 3, 10

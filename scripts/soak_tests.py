@@ -153,7 +153,7 @@ def print_report(report: dict) -> None:
 
 def _cpu() -> str:
     try:
-        from dk.environment import cpu_model
+        from dk.bench.environment import cpu_model
 
         return cpu_model()
     except Exception:  # noqa: BLE001 - the script also runs where dk is not importable

@@ -22,12 +22,12 @@ def dk_describe(probe: bool) -> PluginInfo:
 @hookimpl
 def dk_postprocess(task: str, outputs: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Any] | None:
     if task == "detection":
-        from dk.detection import postprocess_detections
+        from dk.vision.detection import postprocess_detections
 
         return postprocess_detections(outputs, meta)
     if task != "classification":
         return None
-    from dk.postprocess import classify
+    from dk.vision.classification import classify
 
     return classify(next(iter(outputs.values())), meta.get("labels"), top_k=int(meta.get("top_k", 5)))
 

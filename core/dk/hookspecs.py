@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from dk.artifacts import Artifact
-    from dk.dataset import Dataset
     from dk.engine import Engine
     from dk.specs import ExportRequest, HwSample, PluginInfo, QuantizeRequest
+    from dk.vision.dataset import Dataset
 
 
 # -------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def dk_postprocess(
 
     :return: Results for the task, or ``None`` when this plugin does not handle ``task``.
         dk's core handles ``classification`` (softmax, top-k with labels) and ``detection``
-        (decode, score threshold, per-class NMS; see :mod:`dk.detection`).
+        (decode, score threshold, per-class NMS; see :mod:`dk.vision.detection`).
 
     Broadcast to every plugin; the first that knows the task answers.
     Stops at first non-None result.
@@ -185,7 +185,7 @@ def dk_load_dataset(location: str, split: str) -> Dataset | None:
         the source's own splits may pick one (for example ``train/`` for ``calib``, ``val/`` for
         ``eval``); otherwise both see the same items.
 
-    :return: A :class:`~dk.dataset.Dataset`: task, class names and items (image path with a class
+    :return: A :class:`~dk.vision.dataset.Dataset`: task, class names and items (image path with a class
         index or boxes), whose ``calibration(size, seed)`` and ``evaluation(limit)`` iterators
         decode the images. Raise :class:`dk.errors.DkError` with one line for a source that is
         recognised but unusable (unparsable, no images); record what could be skipped (missing
@@ -213,13 +213,13 @@ def dk_sweep_runner(name: str, address: str | None, options: Mapping[str, Any]) 
     :param options: Runner settings from the command line: ``shared_dir`` (a folder every node
         sees, to build artifacts in instead of shipping them), or None.
 
-    :return: An object with the :class:`dk.runners.SweepRunner` protocol: ``name``, ``local``
+    :return: An object with the :class:`dk.bench.runners.SweepRunner` protocol: ``name``, ``local``
         (False: cells run elsewhere and each run carries its own hardware samples), ``run(plan,
         opts, document, sampler, progress)`` which appends run records to ``document["runs"]`` as
-        they arrive, adds speed-ups with :func:`dk.benchrun.add_speedups`, and on
+        they arrive, adds speed-ups with :func:`dk.bench.execution.add_speedups`, and on
         ``KeyboardInterrupt`` cancels what is outstanding and re-raises; and ``describe()``, a
         JSON-ready dict recorded as ``document["runner"]``. A runner measures a cell with
-        :func:`dk.benchrun.run_cell`, so every runner's runs have the same fields. Raise
+        :func:`dk.bench.execution.run_cell`, so every runner's runs have the same fields. Raise
         :class:`dk.errors.DkError` with one line when the runner cannot start (library missing,
         cluster unreachable).
 

@@ -3,7 +3,7 @@
 One way for every plugin: the CLI options ``--task``, ``--labels``, ``--mean``, ``--std``,
 ``--scale``, ``--channel-order``, ``--layout``, ``--resize``, ``--input-size`` and a
 ``--model-meta model.json`` file become one dict in the schema of the manifest's ``model`` section
-(see :mod:`dk.preprocessing` for ``preprocessing``)::
+(see :mod:`dk.vision.preprocessing` for ``preprocessing``)::
 
     {"task": "classification", "labels": ["cat", "dog"],
      "preprocessing": {"size": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
@@ -109,8 +109,8 @@ def read_meta_file(path: str) -> dict[str, Any]:
 
 
 def check_preprocessing(pre: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check a ``preprocessing`` section's keys and values (the same rules as :mod:`dk.preprocessing`)."""
-    from dk.preprocessing import COLOURS, LAYOUTS, RESIZE_POLICIES
+    """Check a ``preprocessing`` section's keys and values (the same rules as :mod:`dk.vision.preprocessing`)."""
+    from dk.vision.preprocessing import COLOURS, LAYOUTS, RESIZE_POLICIES
 
     unknown = sorted(set(pre) - set(PREPROCESSING_KEYS))
     if unknown:

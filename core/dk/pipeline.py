@@ -105,8 +105,8 @@ class EvalData:
     x: np.ndarray
     y: np.ndarray | None
     name: str
-    #: ``dk.evaluation.EvaluationSet`` of a ``--data`` dataset (task, detection ground truth);
-    #: score it with ``dk.evaluation.evaluate(run_all(engine, data.x), data.evaluation, meta)``
+    #: ``dk.vision.evaluation.EvaluationSet`` of a ``--data`` dataset (task, detection ground truth);
+    #: score it with ``dk.vision.evaluation.evaluate(run_all(engine, data.x), data.evaluation, meta)``
     evaluation: Any = None
 
 
@@ -116,7 +116,7 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> E
     pre-processed as the model declares), else the default model's held-out split when the model is
     the default, else seeded random inputs (no labels)."""
     if opts.data and not is_npz(opts.data):
-        from dk import evaluation
+        from dk.vision import evaluation
 
         dataset = evaluation.load_dataset(opts.data, "eval")
         found = evaluation.evaluation_set(dataset, engine.inputs[0], model_meta(opts), limit)
@@ -214,9 +214,9 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
 
 def _dataset_calibration(opts: BuildOptions, source: ModelSource):
     """Calibration feeds from a ``--data`` dataset: a seeded draw of ``--calib-size`` images."""
-    from dk import evaluation
     from dk.onnx_io import io_specs, load_onnx
     from dk.sources import resolve_onnx
+    from dk.vision import evaluation
 
     dataset = evaluation.load_dataset(opts.data, "calib")
     onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)

@@ -6,8 +6,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 import numpy as np
 
+from dk.bench.model_summary import summarize_onnx
 from dk.default_model import ONNX_PATH
-from dk.model_summary import summarize_onnx
 
 
 def test_default_model_counts_match_its_layers():

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from dk.bench import TimedRegion, copies_mode, measure_latency, measure_pipeline, summarize
+from dk.bench.latency import TimedRegion, copies_mode, measure_latency, measure_pipeline, summarize
 from dk.engine import Engine
 from dk.specs import TensorSpec
 

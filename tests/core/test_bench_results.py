@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dk import environment
+from dk.bench import environment
+from dk.bench.results import compare, load, parse_fraction, to_csv, write_json
 from dk.errors import UsageError
 from dk.plugins import get_plugin_manager
-from dk.results import compare, load, parse_fraction, to_csv, write_json
 
 
 def run(engine="ort", precision="fp32", batch=1, p50=1.0, throughput=1000.0, accuracy=0.9, status="ok"):

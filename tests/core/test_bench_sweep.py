@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from dk.bench.sweep import Entry, parse_batches, parse_sizes, plan_sweep
 from dk.errors import PluginNotFound, UsageError
 from dk.plugins import get_plugin_manager
-from dk.sweep import Entry, parse_batches, parse_sizes, plan_sweep
 from tests.conftest import run_dk
 
 pytest.importorskip("onnxruntime")
@@ -125,10 +125,10 @@ def test_list_options():
 
 
 def test_ctrl_c_writes_the_runs_so_far_marked_incomplete(tmp_path, monkeypatch, capsys):
-    import dk.benchrun
+    import dk.bench.execution
     from dk.cli import main
 
-    real = dk.benchrun.measure_pipeline
+    real = dk.bench.execution.measure_pipeline
     calls = []
 
     def interrupt_second(*args, **kwargs):
@@ -137,7 +137,7 @@ def test_ctrl_c_writes_the_runs_so_far_marked_incomplete(tmp_path, monkeypatch, 
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dk.benchrun, "measure_pipeline", interrupt_second)
+    monkeypatch.setattr(dk.bench.execution, "measure_pipeline", interrupt_second)
     code = main(["run", "bench", "--plugin", "ort", "--batches", "1,2,4", "--iterations", "10", "--warmup", "1",
                  "--out", str(tmp_path / "a"), "--output", str(tmp_path / "r.json"), "--hw-interval", "0.05"])
     doc = json.loads((tmp_path / "r.json").read_text())

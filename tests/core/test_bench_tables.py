@@ -53,7 +53,7 @@ def test_no_measured_run_prints_no_table_and_leaves_the_first_failure_to_the_err
 def test_an_engine_on_CPU_in_capitals_has_no_copies():
     from types import SimpleNamespace
 
-    from dk.bench import copies_mode
+    from dk.bench.latency import copies_mode
 
     assert copies_mode(SimpleNamespace(device="CPU", name="openvino"), include=True) == (
         "none", "engine runs on the CPU: no host<->device copies")

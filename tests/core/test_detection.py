@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dk import api
-from dk.detection import DetectionConfig, batched_nms, box_iou, decode_boxes, nms
 from dk.errors import DkError
+from dk.vision.detection import DetectionConfig, batched_nms, box_iou, decode_boxes, nms
 
 
 def test_box_iou_by_hand():

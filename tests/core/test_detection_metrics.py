@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dk.metrics import classification_metrics, detection_map
+from dk.vision.metrics import classification_metrics, detection_map
 
 GT = {"boxes": np.array([[0, 0, 10, 10]], float), "classes": np.array([0])}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dk.environment import cpu_isa
+from dk.bench.environment import cpu_isa
 
 AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse4_2 avx f16c fma avx2 bmi2\n"
 AVX512_VNNI = "flags\t\t: fpu avx avx2 avx512f avx512bw avx512_vnni avx_vnni avx512_bf16 amx_int8\n"

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
+from dk.bench.hwstats import HwSampler, Series, energy_per_sample
 from dk.hooks import hookimpl
-from dk.hwstats import HwSampler, Series, energy_per_sample
 from dk.plugins import PluginManager
 from dk.specs import HwSample
 

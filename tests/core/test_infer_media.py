@@ -101,8 +101,9 @@ def test_nms_parity_between_torch_and_ort_on_a_video(tmp_path, artifacts, detect
 
 
 def test_detection_map_on_a_coco_file(tmp_path, detector):
-    from dk import api, evaluation, pipeline
+    from dk import api, pipeline
     from dk.artifacts import Artifact
+    from dk.vision import evaluation
 
     artifact = Artifact.load(detector)
     opts = pipeline.BuildOptions(artifact=detector, data=str(coco_file(tmp_path / "coco")))

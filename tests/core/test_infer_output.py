@@ -69,7 +69,7 @@ def test_a_video_table_says_how_many_frames_it_leaves_out(tmp_path, artifacts):
 
 def _caption_height(image: np.ndarray) -> int:
     """Rows of the black caption band at the top-left of a rendered classification result."""
-    from dk.drawing import render
+    from dk.vision.drawing import render
 
     drawn = render(image, {"top_k": [{"class": 3, "label": "three", "score": 0.91}]})
     column = drawn[:, 1, :3].astype(int).sum(axis=1)
@@ -77,7 +77,7 @@ def _caption_height(image: np.ndarray) -> int:
 
 
 def test_the_label_grows_with_the_picture():
-    from dk.drawing import scale_for, text_size
+    from dk.vision.drawing import scale_for, text_size
 
     grey = lambda h, w: np.full((h, w, 3), 128, np.uint8)  # noqa: E731
     assert scale_for(grey(32, 32)) == 4 and scale_for(grey(720, 1280)) == 1

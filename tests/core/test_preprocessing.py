@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dk import preprocessing
 from dk.default_model import load_split
 from dk.errors import InputError
-from dk.preprocessing import PreprocessSpec, preprocess, transform_for
 from dk.sources import default_model_meta
 from dk.specs import TensorSpec
+from dk.vision import preprocessing
+from dk.vision.preprocessing import PreprocessSpec, preprocess, transform_for
 from tests.digit_images import digit_images
 
 DIGITS_INPUT = TensorSpec("input", ("batch", 1, 8, 8), "float32")

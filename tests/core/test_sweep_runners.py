@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from dk.bench.runners import LocalRunner, get_runner
+from dk.bench.sweep import Cell, Entry, SweepPlan
+from dk.bench.targets import cpu_target, parse_targets, ray_start_argument
 from dk.errors import UsageError
 from dk.plugins import get_plugin_manager
-from dk.runners import LocalRunner, get_runner
-from dk.sweep import Cell, Entry, SweepPlan
-from dk.targets import cpu_target, parse_targets, ray_start_argument
 from tests.conftest import run_dk
 
 

@@ -30,14 +30,14 @@ class RunsFailed(DkError):
 
 def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Plan, run, write and gate a benchmark; returns the result document."""
-    from dk import environment, results
-    from dk.bench import TimedRegion
-    from dk.benchrun import new_document
-    from dk.hwstats import HwSampler
+    from dk.bench import environment, results
+    from dk.bench.execution import new_document
+    from dk.bench.hwstats import HwSampler
+    from dk.bench.latency import TimedRegion
+    from dk.bench.runners import get_runner
+    from dk.bench.sweep import parse_batches, parse_entry, parse_sizes, plan_sweep, split_list
+    from dk.bench.targets import parse_targets
     from dk.plugins import get_plugin_manager
-    from dk.runners import get_runner
-    from dk.sweep import parse_batches, parse_entry, parse_sizes, plan_sweep, split_list
-    from dk.targets import parse_targets
 
     plugins = split_list(kw.get("plugins"), "--plugins") or ([plugin] if plugin else [])
     precisions = split_list(kw.get("precisions"), "--precisions") or [precision or "fp32"]
@@ -107,7 +107,7 @@ def _finish(document: dict, sampler: Any, interrupted: bool) -> None:
 
 
 def _write(document: dict, kw: dict) -> None:
-    from dk import results
+    from dk.bench import results
 
     if kw.get("output"):
         results.write_json(kw["output"], document)
@@ -116,7 +116,7 @@ def _write(document: dict, kw: dict) -> None:
 
 
 def _gate(document: dict, baseline: dict, max_regression: float, path: str) -> list:
-    from dk import results
+    from dk.bench import results
 
     found, matched = results.compare(document, baseline, max_regression)
     document["baseline"] = {"path": path, "max_regression": max_regression, "matched_runs": matched,

@@ -11,8 +11,8 @@ def gather(probe: bool) -> dict:
     import sys
 
     from dk import __version__, api
+    from dk.bench.environment import cpu_model
     from dk.cpu_isa import isa_record
-    from dk.environment import cpu_model
     from dk.plugins import OK, get_plugin_manager
 
     manager = get_plugin_manager()
@@ -77,8 +77,8 @@ def doctor(as_json: bool, probe: bool, ray_resources: bool) -> None:
 
 def _print_ray_resources(as_json: bool) -> None:
     """This machine's target tags as Ray custom resources (``dk-target:TAG``), one cell at a time each."""
+    from dk.bench.targets import local_targets, ray_resources, ray_start_argument
     from dk.plugins import get_plugin_manager
-    from dk.targets import local_targets, ray_resources, ray_start_argument
 
     tags = local_targets(get_plugin_manager())
     if as_json:

@@ -34,7 +34,7 @@ def infer(plugin: str, precision: str, opts: pipeline.BuildOptions, kw: dict[str
         if kind in ("image", "folder"):
             result = _images(runner, Path(input_path), out_dir)
         else:
-            from dk.media import VideoSource
+            from dk.vision.media import VideoSource
 
             with VideoSource(camera if kind == "camera" else str(input_path)) as video:
                 result = _video(runner, video, out_dir, kw.get("frames"))
@@ -47,7 +47,7 @@ def infer(plugin: str, precision: str, opts: pipeline.BuildOptions, kw: dict[str
 
 
 def _input_kind(path: str | None) -> str:
-    from dk.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video
+    from dk.vision.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video
 
     if path is None:
         return "eval"
@@ -80,7 +80,7 @@ class _Runner:
     """Pre-process, run and post-process images in chunks the engine accepts."""
 
     def __init__(self, plugin: str, engine: Any, meta: dict[str, Any], batch: int):
-        from dk.preprocessing import PreprocessSpec
+        from dk.vision.preprocessing import PreprocessSpec
 
         self.plugin, self.engine, self.meta = plugin, engine, meta
         self.task = meta.get("task")
@@ -91,7 +91,7 @@ class _Runner:
         self.infer_ms = 0.0
 
     def run(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        from dk.preprocessing import preprocess, transform_for
+        from dk.vision.preprocessing import preprocess, transform_for
 
         padded = images + [images[-1]] * ((self.fixed or len(images)) - len(images))
         feeds = {self.engine.inputs[0].name: preprocess(padded, self.spec)}
@@ -119,7 +119,7 @@ class _Runner:
 
 
 def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]:
-    from dk.media import list_images, read_image, write_image, write_json
+    from dk.vision.media import list_images, read_image, write_image, write_json
 
     files = list_images(path) if path.is_dir() else [path]
     entries, failed = [], []
@@ -135,12 +135,12 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
         for (file, image), result in zip(decoded, runner.run([img for _, img in decoded])):
             entries.append({"file": str(file), "height": image.shape[0], "width": image.shape[1], **result})
             if out_dir is not None:
-                from dk.drawing import render as draw, scale_for
+                from dk.vision.drawing import render as draw, scale_for
 
                 write_image(out_dir / f"{file.stem}.png", draw(image, result))
                 entries[-1]["rendered_scale"] = scale_for(image)
     if failed:
-        from dk.dataset import few
+        from dk.vision.dataset import few
 
         render.note(f"[yellow]warning:[/] {few(f'{len(failed)} of {len(files)} images could not be decoded', failed)}")
     if not entries:
@@ -154,8 +154,8 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
 
 
 def _video(runner: _Runner, video: Any, out_dir: Path | None, limit: int | None) -> dict[str, Any]:
-    from dk.drawing import render as draw, scale_for
-    from dk.media import VideoSink, write_csv, write_json
+    from dk.vision.drawing import render as draw, scale_for
+    from dk.vision.media import VideoSink, write_csv, write_json
 
     scale = 1
     stem = "camera" if isinstance(video.source, int) else Path(video.source).stem

@@ -17,7 +17,7 @@ def report(results: str, output: str, as_json: bool) -> None:
     dk report results.json -o report.html
     dk report results.json -o report.md      (writes report-latency.png ... beside it)
     """
-    from dk import results as result_files
+    from dk.bench import results as result_files
     from dk.cli import render
     from dk.report import check_output_path, write_report
 

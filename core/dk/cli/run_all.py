@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dk import api, pipeline
-from dk.bench import measure_latency
+from dk.bench.latency import measure_latency
 from dk.cli import render
 from dk.errors import DkError, MissingDependency, PluginNotFound, StageNotImplemented
 from dk.plugins import get_plugin_manager

@@ -23,9 +23,9 @@ _NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*(x|%|ms|s)?|-")
 
 def write_report(document: dict[str, Any], path: str | Path) -> list[Path]:
     """Write the report for ``document`` to ``path`` (``.html`` or ``.md``); returns the files written."""
+    from dk.bench.results import write_text_atomic
     from dk.report.content import model_title, sections
     from dk.report.plots import all_figures
-    from dk.results import write_text_atomic
 
     target = check_output_path(path)
     suffix = target.suffix.lower()

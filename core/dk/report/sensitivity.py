@@ -38,8 +38,8 @@ def sensitivity_sections(report: dict[str, Any]) -> list[Section]:
 
 def write_sensitivity_report(report: dict[str, Any], path: str | Path) -> list[Path]:
     """Write the report to ``path`` (``.html`` or ``.md``, then with ``NAME-sensitivity.png``); the files written."""
+    from dk.bench.results import write_text_atomic
     from dk.report import _write_bytes, check_output_path, to_html, to_markdown
-    from dk.results import write_text_atomic
 
     target = check_output_path(path)
     png = sensitivity_figure(report)

@@ -1,5 +1,5 @@
 """Image bytes -> model input with the shared, manifest-declared pre-processing
-(:mod:`dk.preprocessing`), so ``dk serve``, ``dk run infer`` and benchmarks prepare images alike."""
+(:mod:`dk.vision.preprocessing`), so ``dk serve``, ``dk run infer`` and benchmarks prepare images alike."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def image_to_tensor(data: bytes, spec: TensorSpec, preprocessing: Mapping[str, A
     one for ``spec`` as the manifest's ``preprocessing`` section declares."""
     from PIL import Image, UnidentifiedImageError
 
-    from dk.preprocessing import PreprocessSpec, preprocess
+    from dk.vision.preprocessing import PreprocessSpec, preprocess
 
     kind = sniff_image(data)
     if kind is None:

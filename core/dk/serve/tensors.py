@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 
-from dk.oip import DATATYPES, NUMPY_TO_DATATYPE, NonFiniteError, encode_tensor
 from dk.serve.jsonpieces import MARKER, cut_data_arrays, parse_numbers
 from dk.serve.limits import HttpError, check_depth, check_shape, element_count
+from dk.serve.oip import DATATYPES, NUMPY_TO_DATATYPE, NonFiniteError, encode_tensor
 from dk.serve.responses import dumps
 from dk.specs import TensorSpec
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from dk.dataset import Dataset, DatasetItem, few
 from dk.errors import DkError
+from dk.vision.dataset import Dataset, DatasetItem, few
 from dk_datatool.paths import resolve_images
 
 

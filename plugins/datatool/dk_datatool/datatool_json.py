@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from dk.dataset import Dataset, DatasetItem, few
 from dk.errors import DkError
+from dk.vision.dataset import Dataset, DatasetItem, few
 from dk_datatool.paths import resolve_images
 
 IMAGE_KEYS = ("image", "image_path", "imagePath", "image_file", "file_name", "filename", "file", "path", "img")

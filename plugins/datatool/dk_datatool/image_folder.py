@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dk.dataset import Dataset, DatasetItem, few
 from dk.errors import DkError
-from dk.media import IMAGE_SUFFIXES, is_image
+from dk.vision.dataset import Dataset, DatasetItem, few
+from dk.vision.media import IMAGE_SUFFIXES, is_image
 
 SPLIT_FOLDERS = {"calib": ("calib", "train"), "eval": ("eval", "val", "valid", "validation", "test")}
 

@@ -1,5 +1,5 @@
-"""Accuracy metrics for datasets (re-exported from :mod:`dk.metrics`, where core's bench uses them)."""
+"""Accuracy metrics for datasets (re-exported from :mod:`dk.vision.metrics`, where core's bench uses them)."""
 
-from dk.metrics import classification_metrics, detection_map
+from dk.vision.metrics import classification_metrics, detection_map
 
 __all__ = ["classification_metrics", "detection_map"]

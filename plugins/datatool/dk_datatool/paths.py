@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dk.dataset import DatasetItem, few
 from dk.errors import DkError
+from dk.vision.dataset import DatasetItem, few
 
 
 def resolve_images(json_path: Path, items: list[DatasetItem]) -> tuple[list[DatasetItem], list[str]]:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from dk.hooks import hookimpl
 
 if TYPE_CHECKING:
-    from dk.dataset import Dataset
     from dk.specs import PluginInfo
+    from dk.vision.dataset import Dataset
 
 FORMATS = ["datatool-json", "image-folder", "coco-json"]
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dk.dataset import Dataset
 from dk.errors import DkError
+from dk.vision.dataset import Dataset
 
 #: split -> the DataTool output files to prefer in a folder, in order
 DATATOOL_FILES = {

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from dk.errors import InputError, ModelError, UsageError
-from dk.oip import DATATYPES, encode_tensor
+from dk.serve.oip import DATATYPES, encode_tensor
 from dk_lpdnn.errors import WorkerError
 
 HEADER = "Inference-Header-Content-Length"

@@ -13,7 +13,7 @@ import numpy as np
 from dk.artifacts import Artifact
 from dk.engine import Engine, InputChecker
 from dk.errors import DkError, ModelError, UsageError
-from dk.oip import DATATYPES
+from dk.serve.oip import DATATYPES
 from dk.specs import TensorSpec
 from dk_lpdnn.client import WorkerClient
 

@@ -156,7 +156,7 @@ def default_calibration(input_name: str, batch: int = 16) -> CalibrationData:
 
 def fingerprint(calibration: CalibrationData, name: str) -> CalibrationInfo:
     """Size and sha256 of a calibration set, so a changed set rebuilds the cached artifact."""
-    from dk.calibration import fingerprint as calibration_fingerprint
+    from dk.vision.calibration import fingerprint as calibration_fingerprint
 
     info = calibration_fingerprint(calibration)
     return CalibrationInfo(name, info["samples"], info["batches"], info["sha256"])

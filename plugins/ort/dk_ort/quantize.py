@@ -9,10 +9,10 @@ from typing import Any, Iterable, Mapping
 import attrs
 
 from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
-from dk.calibration import fingerprint
 from dk.errors import DkError, ModelError
 from dk.sources import original_source
 from dk.specs import CalibrationData, ModelSource, QuantizeRequest, TensorSpec
+from dk.vision.calibration import fingerprint
 
 from dk_ort.export import PLUGIN
 from dk_ort.int8_isa import choose_weight_range

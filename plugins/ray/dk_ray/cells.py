@@ -25,7 +25,7 @@ def build_group(cell: Any, opts: Any, inputs: dict, shared_dir: str | None) -> d
     """Build the artifact of ``cell``'s group on this node. Returns ``status`` ok with the
     artifact (as tar bytes, or its path in ``shared_dir``) and the engine's load options, or
     ``status`` failed with the one-line error. Never raises for a build error."""
-    from dk.benchrun import build_cell, failed
+    from dk.bench.execution import build_cell, failed
 
     started = time.perf_counter()
     try:
@@ -50,8 +50,8 @@ def measure_cell(plan: Any, opts: Any, cell: Any, built: dict, inputs: dict) -> 
     """Measure ``cell`` on this node with the artifact ``built`` by :func:`build_group`; returns
     the run records (each with the node it ran on), the node's environment and the cell's own
     run time."""
-    from dk.benchrun import run_cell
-    from dk.hwstats import HwSampler
+    from dk.bench.execution import run_cell
+    from dk.bench.hwstats import HwSampler
     from dk.plugins import get_plugin_manager
 
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def node_facts() -> dict[str, Any]:
 def node_environment(manager: Any) -> dict:
     global _environment
     if _environment is None:
-        from dk import environment
+        from dk.bench import environment
 
         _environment = environment.collect(manager)
     return _environment

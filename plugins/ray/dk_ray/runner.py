@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dk.bench.targets import RESOURCE_PREFIX, resource_name
 from dk.errors import DkError, UsageError
-from dk.targets import RESOURCE_PREFIX, resource_name
 
 #: CPUs a cell asks for: one, so that a 2-core node measures two cells at a time unless the
 #: cells are pinned to a target (each target slot admits one cell).
@@ -46,7 +46,7 @@ class RayRunner:
                     ray.shutdown()
 
     def _run(self, ray: Any, plan: Any, opts: Any, document: dict, progress: Any) -> None:
-        from dk.benchrun import add_speedups
+        from dk.bench.execution import add_speedups
 
         check_targets(plan.targets, ray.cluster_resources())
         cells = plan.cells(split_batches=True)
@@ -88,7 +88,7 @@ class RayRunner:
 def _collect(ray: Any, ref: Any, plan: Any, opts: Any, cell: Any, nodes: dict) -> list[dict]:
     """The cell's runs (recording its node in ``nodes``), or one failed run per batch naming what
     went wrong."""
-    from dk.benchrun import failed_runs
+    from dk.bench.execution import failed_runs
 
     try:
         result = ray.get(ref)

@@ -108,7 +108,7 @@ class SSDLiteTiny(nn.Module):
     Two feature maps (strides 8 and 16) with three anchors per cell; SSD box offsets are decoded
     in the graph against fixed priors, so the outputs are ``boxes`` [N, A, 4] (x1, y1, x2, y2
     normalised to the input) and ``scores`` [N, A, num_classes] (softmax without the background
-    column): what ``dk.detection`` post-processes with its defaults.
+    column): what ``dk.vision.detection`` post-processes with its defaults.
     """
 
     ASPECT_RATIOS = (1.0, 2.0, 0.5)

@@ -20,8 +20,8 @@ from dk_torch2trt.options import QUANTIZE_OPTIONS, check_options, convert_settin
 
 
 def quantize_engine(request: QuantizeRequest) -> Artifact:
-    from dk.calibration import fingerprint
     from dk.cli.options import parse_shapes
+    from dk.vision.calibration import fingerprint
 
     from dk_torch2trt.export import convert
 

@@ -62,7 +62,7 @@ def quantize_engine(request: QuantizeRequest) -> Artifact:
         export = engine_request(request, request.source)
         prepared = prepare_export(export, calibrated=True)
         env = build_environment(export.device, prepared.settings, "entropy")
-        from dk.calibration import fingerprint
+        from dk.vision.calibration import fingerprint
 
         info = {"name": request.calibration_name or "custom", **fingerprint(request.calibration)}
         cache = request.options.get("calib_cache")
@@ -119,7 +119,7 @@ def qat_source(request: QuantizeRequest) -> ModelSource:
         inputs, outputs = io_specs(load_onnx(folder / f"{name}.onnx"))
         return BuiltModel([f"{name}.onnx"], "onnx", "int8", inputs, outputs, {"qat": _asdict(report)})
 
-    from dk.calibration import fingerprint
+    from dk.vision.calibration import fingerprint
 
     options: dict[str, Any] = {**request.build_options(), "calibration": fingerprint(request.calibration)}
     if train is not None:

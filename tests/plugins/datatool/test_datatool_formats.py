@@ -8,10 +8,10 @@ import logging
 import numpy as np
 import pytest
 
-from dk import evaluation
 from dk.errors import DkError
 from dk.sources import default_model_meta
 from dk.specs import TensorSpec
+from dk.vision import evaluation
 from dk_datatool.sources import open_dataset
 from tests.digit_images import class_folder, coco_file, datatool_folder, digit_images, save_png
 

@@ -116,7 +116,7 @@ def test_quantize_output_and_doctor_name_the_isa(cpu, tmp_path):
 
 
 def test_environment_record_holds_the_int8_isa(cpu):
-    from dk.environment import collect
+    from dk.bench.environment import collect
 
     cpu(AVX512_NO_VNNI)
     record = collect()

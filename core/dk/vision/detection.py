@@ -8,7 +8,7 @@ probabilities, no background column). The manifest's ``model`` section may say m
      "max_detections": 100, "background_class": null,
      "boxes_output": "boxes", "scores_output": "scores"}
 
-Results are boxes ``[x1, y1, x2, y2]`` normalised to the model input; :mod:`dk.preprocessing`
+Results are boxes ``[x1, y1, x2, y2]`` normalised to the model input; :mod:`dk.vision.preprocessing`
 maps them back to the pixels of the original image.
 """
 

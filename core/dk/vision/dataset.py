@@ -66,7 +66,7 @@ class Dataset:
         return self._decode([self.items[i] for i in calibration_indices(len(self.items), size, seed)])
 
     def _decode(self, items: Sequence[DatasetItem]) -> Iterator[Sample]:
-        from dk.media import read_image
+        from dk.vision.media import read_image
 
         failed: list[str] = []
         for item in items:

@@ -1,4 +1,4 @@
-"""Executing a :class:`~dk.sweep.SweepPlan`: build, load, measure, and fill the result document.
+"""Executing a :class:`~dk.bench.sweep.SweepPlan`: build, load, measure, and fill the result document.
 
 Runs are appended to ``document["runs"]`` as they finish, so that an interrupted sweep (Ctrl-C)
 still has every finished run to write. A run that fails is recorded with its error and the sweep
@@ -14,10 +14,10 @@ import attrs
 import numpy as np
 
 from dk import api, pipeline
-from dk.bench import measure_pipeline
-from dk.hwstats import HwSampler, energy_per_sample
-from dk.results import SCHEMA
-from dk.sweep import Cell, Entry, SweepPlan
+from dk.bench.hwstats import HwSampler, energy_per_sample
+from dk.bench.latency import measure_pipeline
+from dk.bench.results import SCHEMA
+from dk.bench.sweep import Cell, Entry, SweepPlan
 
 Progress = Callable[[str], None]
 
@@ -41,7 +41,7 @@ def new_document(plan: SweepPlan, opts: Any, environment: dict, argv: list[str] 
 
 def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
     """Name, source and graph summary (per input size) of the model under test."""
-    from dk.model_summary import summarize_onnx
+    from dk.bench.model_summary import summarize_onnx
 
     record: dict[str, Any] = {"source": opts.model or ("artifact " + opts.artifact if opts.artifact else "default")}
     try:
@@ -243,7 +243,7 @@ def _scores(engine, data: "_Data", meta: dict) -> tuple[float | None, dict | Non
     accuracy = pipeline.top1_accuracy(outputs, data.y) if data.y is not None else None
     if data.evaluation is None:
         return accuracy, None
-    from dk.evaluation import evaluate
+    from dk.vision.evaluation import evaluate
 
     return accuracy, evaluate(outputs, data.evaluation, meta)
 

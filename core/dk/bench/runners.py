@@ -26,9 +26,9 @@ class SweepRunner(Protocol):
     local: bool
 
     def run(self, plan: Any, opts: Any, document: dict, sampler: Any, progress: Progress) -> None:
-        """Measure every cell of ``plan`` (a :class:`dk.sweep.SweepPlan`; build options ``opts``),
+        """Measure every cell of ``plan`` (a :class:`dk.bench.sweep.SweepPlan`; build options ``opts``),
         appending run records to ``document["runs"]`` as they arrive and speed-ups at the end
-        (:func:`dk.benchrun.add_speedups`). On ``KeyboardInterrupt``: stop outstanding cells, keep
+        (:func:`dk.bench.execution.add_speedups`). On ``KeyboardInterrupt``: stop outstanding cells, keep
         what arrived, and re-raise."""
 
     def describe(self) -> dict[str, Any]:
@@ -42,7 +42,7 @@ class LocalRunner:
     local = True
 
     def run(self, plan: Any, opts: Any, document: dict, sampler: Any, progress: Progress) -> None:
-        from dk.benchrun import run_plan
+        from dk.bench.execution import run_plan
 
         if plan.targets:
             raise UsageError("--targets pins cells to fleet targets: run the sweep on a cluster (--ray ADDRESS), "

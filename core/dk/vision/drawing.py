@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dk.errors import MissingDependency
-from dk.media import OPENCV_HINT, PILLOW_HINT, has_module
+from dk.vision.media import OPENCV_HINT, PILLOW_HINT, has_module
 
 MIN_SIDE = 128
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),

@@ -2,7 +2,7 @@
 
 :func:`load_dataset` asks the ``dk_load_dataset`` hook (the ``datatool`` plugin) for the
 dataset; :func:`evaluation_set` and :func:`calibration_batches` turn it into model inputs with
-:func:`dk.preprocessing.preprocess`; :func:`evaluate` computes the task's metrics.
+:func:`dk.vision.preprocessing.preprocess`; :func:`evaluate` computes the task's metrics.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import attrs
 import numpy as np
 
-from dk.dataset import Dataset
 from dk.errors import DkError, InputError
-from dk.preprocessing import PreprocessSpec, Transform, preprocess, transform_for
 from dk.specs import TensorSpec
+from dk.vision.dataset import Dataset
+from dk.vision.preprocessing import PreprocessSpec, Transform, preprocess, transform_for
 
 log = logging.getLogger("dk.data")
 
@@ -50,7 +50,7 @@ def load_dataset(location: str, split: str) -> Dataset:
             "sub-folders, a DataTool dataset.json folder or a COCO .json file"
         )
     if not isinstance(dataset, Dataset):
-        raise DkError(f"dk_load_dataset returned {type(dataset).__name__} for {location}, expected a dk.dataset.Dataset")
+        raise DkError(f"dk_load_dataset returned {type(dataset).__name__} for {location}, expected a dk.vision.dataset.Dataset")
     for message in dataset.warnings:
         log.warning("warning: %s", message)
     if len(dataset) == 0:
@@ -107,11 +107,11 @@ def calibration_batches(
 def evaluate(outputs: Mapping[str, np.ndarray], data: EvaluationSet, meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The task's metrics for ``outputs`` (from ``pipeline.run_all``) against the ground truth:
     classification top-1/top-5, per-class precision/recall, confusion matrix; detection mAP."""
-    from dk import metrics
+    from dk.vision import metrics
 
     labels = meta.get("labels")
     if data.task == "detection" and data.targets is not None:
-        from dk.detection import DetectionConfig, detect, split_outputs
+        from dk.vision.detection import DetectionConfig, detect, split_outputs
 
         config = DetectionConfig.from_meta(meta)
         config = attrs.evolve(config, score_threshold=float(meta.get("eval_score_threshold", 0.001)))

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dk.detection import box_iou
+from dk.vision.detection import box_iou
 
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)

@@ -3,7 +3,7 @@ checked up front.
 
 :func:`plan_sweep` turns the CLI's lists into a :class:`SweepPlan` and refuses an unknown engine
 or precision with one error before anything is built. :meth:`SweepPlan.cells` cuts the plan into
-:class:`Cell` s, the units a sweep runner (:mod:`dk.runners`) schedules; :mod:`dk.benchrun`
+:class:`Cell` s, the units a sweep runner (:mod:`dk.bench.runners`) schedules; :mod:`dk.bench.execution`
 measures one cell.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from dk.bench import TimedRegion
+from dk.bench.latency import TimedRegion
 from dk.errors import UsageError
 from dk.specs import PRECISIONS
 
@@ -40,7 +40,7 @@ class Cell:
     entry: Entry
     size: tuple[int, int] | None = None  # (H, W); None: the model's own
     batches: tuple[int, ...] = (1,)
-    target: str | None = None  # a target tag (see dk.targets); None: any machine
+    target: str | None = None  # a target tag (see dk.bench.targets); None: any machine
 
     @property
     def label(self) -> str:
