@@ -13,15 +13,9 @@ from dk.engine import Engine, InputChecker
 from dk.errors import DkError, ModelError
 from dk.specs import TensorSpec
 
+from dk_ort.options import LOAD_OPTIONS, check_options, parse_int, parse_level
 from dk_ort.providers import providers_for
-from dk_ort.session import check_options, create_session, parse_int, parse_level, session_options
-
-LOAD_OPTIONS = {
-    "threads": "intra-op threads (default 0: ONNX Runtime's choice)",
-    "level": "graph optimisation at load: disable|basic|extended|all (default all)",
-    "format": "onnx (default) or ort: run the artifact's .ort flatbuffer",
-    "spin": "1 (default) lets idle intra-op threads spin for lower latency; 0 frees the cores at once",
-}
+from dk_ort.session import create_session, session_options
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",

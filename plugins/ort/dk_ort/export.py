@@ -18,15 +18,11 @@ from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_na
 from dk.errors import DkError, MissingDependency, ModelError
 from dk.specs import ExportRequest, TensorSpec
 
+from dk_ort.options import EXPORT_OPTIONS, check_options, parse_level
 from dk_ort.providers import providers_for, tool_versions
-from dk_ort.session import check_options, create_session, parse_level, session_options
+from dk_ort.session import create_session, session_options
 
 PLUGIN = "ort"
-
-EXPORT_OPTIONS = {
-    "level": "graph optimisation basic|extended|all (default extended)",
-    "format": "onnx (default) or ort (also write an .ort flatbuffer)",
-}
 
 
 def export_onnx(request: ExportRequest) -> Artifact:

@@ -16,16 +16,9 @@ from dk.vision.calibration import fingerprint
 
 from dk_ort.export import PLUGIN
 from dk_ort.int8_isa import choose_weight_range
+from dk_ort.options import QUANTIZE_OPTIONS, check_options
 from dk_ort.providers import tool_versions
-from dk_ort.session import check_options
 
-QUANTIZE_OPTIONS = {
-    "activations": "uint8 (default: fastest on x86 AVX2/AVX-512) or int8",
-    "reduce_range": "1 to quantize weights to 7 bits; default: 1 on x86 without VNNI (AVX2, AVX-512 without VNNI), else 0",
-    "calibrate": "minmax (default), entropy or percentile",
-    "batch": "calibration batch size for the default model's calibration split (default 16)",
-    "exclude_nodes": "comma-separated node names kept in float (mixed precision; dk debug layers names them)",
-}
 DEFAULT_CALIBRATION = "digits-calib"
 CALIBRATE_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
@@ -249,7 +242,7 @@ def feed_reader(calibration: CalibrationData) -> Any:
 
 
 def _batch(options: Mapping[str, str]) -> int:
-    from dk_ort.session import parse_int
+    from dk_ort.options import parse_int
 
     return max(1, parse_int(options, "batch", 16))
 

@@ -4,55 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from dk.errors import DkError, ModelError
+from dk.errors import ModelError
 
+from dk_ort.options import LEVELS
 from dk_ort.providers import require_ort
-
-#: ``level=`` option values -> GraphOptimizationLevel member names.
-LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
-
-
-def check_options(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:
-    """Refuse option keys no stage of this plugin knows, listing the valid ones with their meaning.
-    Keys of the other stages pass: ``dk run bench -o threads=1`` gives the same options to export,
-    quantize and load, and each stage uses its own."""
-    from dk_ort.engine import LOAD_OPTIONS
-    from dk_ort.export import EXPORT_OPTIONS
-    from dk_ort.quantize import QUANTIZE_OPTIONS
-
-    every_stage = {*LOAD_OPTIONS, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS}
-    unknown = sorted(set(options) - every_stage)
-    if unknown:
-        valid = "; ".join(f"{k}: {v}" for k, v in known.items())
-        raise DkError(f"unknown ort {what} option(s) {', '.join(unknown)}; valid options are {valid}")
-
-
-def parse_level(value: str | None, default: str) -> str:
-    level = (value or default).strip().lower()
-    if level not in LEVELS:
-        raise DkError(f"option level={value} is not one of {', '.join(LEVELS)}")
-    return level
-
-
-def parse_int(options: Mapping[str, str], key: str, default: int) -> int:
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DkError(f"option {key}={raw} must be a whole number") from None
-    if value < 0:
-        raise DkError(f"option {key}={raw} must not be negative")
-    return value
-
 
 def session_options(
     level: str = "all", threads: int = 0, optimized_path: Path | None = None, spin: bool = True
