@@ -171,3 +171,11 @@ def test_the_circle_finder_finds_a_circle(tmp_path):
     (package / "c.py").write_text("from pkg import a, b\n")
     assert circles(graph(modules(package), lazy=True)) == [{"pkg.a", "pkg.b"}]
     assert circles(graph(modules(package), lazy=False)) == []
+
+
+def test_every_core_package_opens_with_a_docstring_and_has_a_line_in_the_layout_tree():
+    notes = (ROOT / "docs" / "architecture-notes.md").read_text()
+    for init in sorted(CORE.glob("*/__init__.py")):
+        package = init.parent.name
+        assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"dk.{package} has no docstring"
+        assert f"\ncore/dk/{package}/ " in notes, f"core/dk/{package}/ is missing from the layout tree"
