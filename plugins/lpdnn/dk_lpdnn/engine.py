@@ -16,14 +16,8 @@ from dk.errors import DkError, ModelError, UsageError
 from dk.serve.oip import DATATYPES
 from dk.specs import TensorSpec
 from dk_lpdnn.client import WorkerClient
+from dk_lpdnn.options import LOAD_OPTIONS, check_options
 
-LOAD_OPTIONS = {
-    "url": "worker URL, overrides the one recorded in the artifact",
-    "timeout": "seconds to wait for an answer (default 30)",
-    "retries": "retries after a connection error, with exponential backoff (default 3)",
-    "binary": "1 (default) sends tensors as raw bytes; 0 as JSON lists",
-    "port": "ai-app artifacts: port for the started LPDNN worker (default: a free one)",
-}
 WORKER_FILE = "worker.json"
 
 
@@ -104,10 +98,6 @@ def specs_from_metadata(tensors: Any, dk_specs: Any) -> list[TensorSpec]:
 
 
 def client_options(options: Mapping[str, str]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(LOAD_OPTIONS))
-    if unknown:
-        valid = "; ".join(f"{k}: {v}" for k, v in LOAD_OPTIONS.items())
-        raise UsageError(f"unknown lpdnn load option(s) {', '.join(unknown)}; valid options are {valid}")
     try:
         timeout = float(options.get("timeout", 30))
         retries = int(options.get("retries", 3))
@@ -120,6 +110,7 @@ def client_options(options: Mapping[str, str]) -> dict[str, Any]:
 
 def load_engine(artifact: Artifact, device: str, options: Mapping[str, str]) -> RemoteEngine:
     """Open an ``http-worker`` artifact, or start the LPDNN worker of an ``lpdnn``/``lpdnn-aiapp`` one."""
+    check_options(options, LOAD_OPTIONS, "load")
     kwargs = client_options(options)
     binary = options.get("binary", "1").strip().lower() not in ("0", "false", "no")
     on_close = None

@@ -9,29 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from dk.artifacts import Artifact, BuiltModel, SourceInfo, artifact_name, build_artifact, sha256_json
-from dk.errors import UsageError
 from dk.sources import model_slug
 from dk.specs import ExportRequest
 from dk_lpdnn.engine import WORKER_FILE, client_options, specs_from_metadata
+from dk_lpdnn.options import EXPORT_OPTIONS, URL_ENV, check_options
 
 PLUGIN = "lpdnn"
-URL_ENV = "DK_LPDNN_URL"
-EXPORT_OPTIONS = {
-    "url": f"worker URL (http://HOST:PORT); default ${URL_ENV}; without one an LPDNN package is built",
-    "model": "model name on the worker (default: the only one it serves)",
-    "app_config": "path of an existing LPDNN ai_app_config.json to run with its http-worker",
-    "engine": "LPDNN engine of the package: onnxruntime (default), lne, tensorrt, ncnn",
-    "deployment_package": "LPDNN deployment package (default x86_64-ubuntu20)",
-    "timeout": "seconds to wait for the worker (default 30)",
-    "retries": "retries after a connection error (default 3)",
-}
 
 
 def export(request: ExportRequest) -> Artifact:
-    unknown = sorted(set(request.options) - set(EXPORT_OPTIONS))
-    if unknown:
-        valid = "; ".join(f"{k}: {v}" for k, v in EXPORT_OPTIONS.items())
-        raise UsageError(f"unknown lpdnn export option(s) {', '.join(unknown)}; valid options are {valid}")
+    check_options(request.options, EXPORT_OPTIONS, "export")
     if request.options.get("app_config"):
         from dk_lpdnn.package import export_aiapp
 

@@ -90,3 +90,13 @@ def test_importing_the_plugin_is_cheap():
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_stage_accepts_the_other_stages_options(tmp_path):
+    # dk run bench hands the same -o options to export and load: a load key must not fail the export
+    artifact = _export(tmp_path, binary="0", port="9000")
+    assert artifact.format == "lpdnn"
+    with pytest.raises(MissingDependency, match="this LPDNN package has no ai_app_config.json"):  # past the options
+        api.load_engine("lpdnn", artifact, options={"engine": "lne", "binary": "0"})
+    with pytest.raises(UsageError, match=r"unknown lpdnn load option\(s\) colour; valid options are url:"):
+        api.load_engine("lpdnn", artifact, options={"colour": "red"})
