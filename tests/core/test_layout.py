@@ -179,3 +179,17 @@ def test_every_core_package_opens_with_a_docstring_and_has_a_line_in_the_layout_
         package = init.parent.name
         assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"dk.{package} has no docstring"
         assert f"\ncore/dk/{package}/ " in notes, f"core/dk/{package}/ is missing from the layout tree"
+
+
+def test_every_plugin_package_has_the_same_shape():
+    # dk_<name>/plugin.py, registered in the dk entry-point group, holds the hooks; stage modules hold the work
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    for project in sorted(ROOT.glob("plugins/*/pyproject.toml")):
+        name = project.parent.name
+        entry_points = tomllib.loads(project.read_text())["project"]["entry-points"]["dk"]
+        assert entry_points == {name: f"dk_{name}.plugin"}, project
+        plugin = importlib.import_module(f"dk_{name}.plugin")
+        hooks = [n for n in dir(plugin) if n.startswith("dk_") and hasattr(getattr(plugin, n), "dk_impl")]
+        assert "dk_describe" in hooks, f"dk_{name}.plugin"
