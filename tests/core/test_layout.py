@@ -21,10 +21,7 @@ LAYERS = {"vision": 1, "testing": 1, "bench": 2, "serve": 2, "debug": 2, "report
 #: Subpackages of core/dk that belong to the kernel (data, not features).
 KERNEL_PACKAGES = {"default_model"}
 #: Circles the serve branch removes (issue 17); delete an entry once it no longer exists.
-KNOWN_CIRCLES = [
-    {"dk.serve.batching", "dk.serve.runner"},
-    {"dk.serve.app", "dk.serve.handlers", "dk.serve.upload"},
-]
+KNOWN_CIRCLES: list[set[str]] = []
 
 
 def modules(package_dir: Path) -> dict[str, Path]:

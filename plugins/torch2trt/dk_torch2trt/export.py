@@ -67,7 +67,7 @@ def build_module(folder: Path, name: str, plan: Any, settings: ConvertSettings, 
     from dk.specs import TensorSpec
     from dk_torch.loading import load_module
 
-    from dk_torch2trt.quantize import calibration_samples
+    from dk_torch2trt.calibration import calibration_samples
 
     torch.cuda.set_device(cuda)  # TensorRT builds on the current device
     module = load_module(plan.source).to(cuda).eval()

@@ -8,13 +8,9 @@ the example input's. So every item must have the example's shape, batch axis inc
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-import numpy as np
-
 from dk.artifacts import Artifact
-from dk.errors import DkError, UsageError
-from dk.specs import CalibrationData, QuantizeRequest, TensorSpec
+from dk.errors import UsageError
+from dk.specs import QuantizeRequest
 
 from dk_torch2trt.options import QUANTIZE_OPTIONS, check_options, convert_settings
 
@@ -36,24 +32,3 @@ def quantize_engine(request: QuantizeRequest) -> Artifact:
     device = request.export.device if request.export is not None else "cpu"
     return convert(request.source, request.out_dir, shapes, settings, request.force, options, request.calibration,
                    device)
-
-
-def calibration_batches(calibration: CalibrationData, inputs: Sequence[TensorSpec]) -> list[list[np.ndarray]]:
-    """The calibration feeds cut into items of the example inputs' shape (batch axis kept, the
-    example's batch size per item, a short tail dropped), each in the input's dtype."""
-    batch = int(inputs[0].shape[0]) if inputs and isinstance(inputs[0].shape[0], int) else 1
-    items: list[list[np.ndarray]] = []
-    for feed in calibration():
-        arrays = [np.asarray(feed[s.name], dtype=np.dtype(s.dtype)) for s in inputs]
-        for start in range(0, len(arrays[0]) - batch + 1, batch):
-            items.append([np.ascontiguousarray(a[start:start + batch]) for a in arrays])
-    if not items:
-        raise DkError(f"the calibration set has no batch of {batch} sample(s); give at least {batch}")
-    return items
-
-
-def calibration_samples(calibration: CalibrationData, inputs: Sequence[TensorSpec], cuda: str) -> list[list[Any]]:
-    """torch2trt's ``int8_calib_dataset``: :func:`calibration_batches` as CUDA tensors on ``cuda``."""
-    import torch
-
-    return [[torch.from_numpy(a).to(cuda) for a in item] for item in calibration_batches(calibration, inputs)]

@@ -126,7 +126,7 @@ def test_calibration_items_keep_the_batch_axis_and_dtype():
     import numpy as np
 
     from dk.specs import TensorSpec
-    from dk_torch2trt.quantize import calibration_batches
+    from dk_torch2trt.calibration import calibration_batches
 
     feeds = lambda: iter([{"input": np.arange(5 * 2, dtype=np.float64).reshape(5, 2)}])  # noqa: E731
     items = calibration_batches(feeds, [TensorSpec("input", (2, 2), "float32")])
