@@ -82,7 +82,7 @@ def test_export_checks_dla_core_against_the_device_before_tensorrt(tmp_path, fak
     with pytest.raises(DkError, match=r"dla_core=3: .* has 2 DLA core\(s\)"):
         api.export("trt", request("3"))
     prepared = export.prepare_export(request("1"))
-    assert prepared.settings.dla_core == 1 and prepared.name.endswith("_fp16_dla_enabled")
+    assert prepared.settings.dla_core == 1 and prepared.name.endswith("_fp16_batch1_dla_enabled")  # DLA builds a static batch
 
 
 def test_without_the_jetson_plugin_the_module_name_decides(tmp_path, fake_jetson, without_jetson_plugin):
