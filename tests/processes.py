@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-DK = [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())"]
+#: ``dk`` as the console script runs it. SIGINT gets Python's own handler first: a test run started
+#: as a background job of a non-interactive shell (``cmd &``, as some CI runners do) inherits SIGINT
+#: ignored, and Python then never turns SIGINT into KeyboardInterrupt, so a Ctrl-C test could not
+#: interrupt its child. A user's terminal Ctrl-C never meets an ignored SIGINT.
+INTERRUPTIBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+DK = [sys.executable, "-c", INTERRUPTIBLE + "import sys; from dk.cli import main; sys.exit(main())"]
 
 
 class Spawned:

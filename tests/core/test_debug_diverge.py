@@ -19,6 +19,7 @@ from dk.default_model import ONNX_PATH
 from dk.pipeline import BuildOptions
 from dk.plugins import get_plugin_manager
 from tests.conftest import make_distribution, run_dk
+from tests.processes import INTERRUPTIBLE
 
 import tests.core.broken_engine_plugin as broken_plugin
 
@@ -104,7 +105,7 @@ def test_ctrl_c_prints_what_was_found_so_far(tmp_path):
     env.pop("DK_LOAD_PLUGINS", None)
     # the broken node is the 6th: build 1 marks nodes 3, 6 and 8, so build 2 runs with a known range
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", "debug", "diverge",
+        [sys.executable, "-c", INTERRUPTIBLE + "import sys; from dk.cli import main; sys.exit(main())", "debug", "diverge",
          "--plugins", "ort,broken", "-o", f"broken:node={NODES[5]}", "--out", str(tmp_path / "a"),
          "--subgraph", str(tmp_path / "c.onnx")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
