@@ -112,6 +112,24 @@ def test_layers_ranks_every_weighted_node(tmp_path):
     # keeping the most sensitive node in float moves the output less from fp32 than all in int8
     assert rows[0]["mean_rel"] < report["mean_rel_int8"]
     assert report["samples"] == 120 and 0 < report["accuracy_int8"] <= 1
+    assert report["schema"] == "dk.debug.layers/1"
+    pytest.importorskip("matplotlib")
+    # the same document charted by ``dk report``: every node in the table, the chart embedded
+    layers_json = tmp_path / "layers.json"
+    layers_json.write_text(result.stdout)
+    charted = run_dk("report", str(layers_json), "-o", str(tmp_path / "layers.html"))
+    assert charted.returncode == 0, charted.stderr
+    text = (tmp_path / "layers.html").read_text()
+    assert "Per-layer int8 sensitivity" in text and "data:image/png;base64," in text
+    assert all(r["node"] in text for r in rows)
+
+
+def test_report_refuses_a_layers_document_without_layers(tmp_path):
+    (tmp_path / "layers.json").write_text('{"schema": "dk.debug.layers/1"}')
+    result = run_dk("report", str(tmp_path / "layers.json"), "-o", str(tmp_path / "r.html"))
+    assert result.returncode == 2 and not (tmp_path / "r.html").exists()
+    assert result.stderr.strip() == (f"error: {tmp_path / 'layers.json'}: a dk.debug.layers/1 document needs a "
+                                     "'layers' list; write it with 'dk debug layers --json > FILE'")
 
 
 def test_openvino_keeps_excluded_nodes_in_float(tmp_path):

@@ -11,20 +11,26 @@ import click
               help="report.html (self-contained, figures embedded) or report.md (PNG files beside it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files as one JSON document.")
 def report(results: str, output: str, as_json: bool) -> None:
-    """Write a report of a 'dk run bench --output RESULTS.json' document.
+    """Write a report of a 'dk run bench --output RESULTS.json' document, or the sensitivity chart of
+    a 'dk debug layers --json > LAYERS.json' document.
 
     \b
     dk report results.json -o report.html
     dk report results.json -o report.md      (writes report-latency.png ... beside it)
+    dk report layers.json -o layers.html     (per-layer int8 sensitivity, most sensitive first)
     """
-    from dk.bench import results as result_files
     from dk.cli import render
-    from dk.report import check_output_path, write_report
+    from dk.report import check_output_path, load_report_document, write_report
 
     check_output_path(output)
-    document = result_files.load(results)
+    kind, document = load_report_document(results)
     with render.step(f"writing {output}", as_json):
-        written = write_report(document, output)
+        if kind == "layers":
+            from dk.report.sensitivity import write_sensitivity_report
+
+            written = write_sensitivity_report(document, output)
+        else:
+            written = write_report(document, output)
     if as_json:
         render.print_json({"report": str(written[0]), "files": [str(p) for p in written]})
     else:

@@ -127,6 +127,10 @@ def layer_sensitivity(evaluator: Evaluator, only_int8: bool = False,
     return rows
 
 
+#: The ``schema`` of a ``dk debug layers --json`` document; ``dk report`` charts such a document.
+LAYERS_SCHEMA = "dk.debug.layers/1"
+
+
 def layers_report(plugin: str, opts: pipeline.BuildOptions, *, only_int8: bool = False, samples: int | None = None,
                   progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """``dk debug layers``: fp32 and full-int8 accuracy and the per-layer rows."""
@@ -135,6 +139,7 @@ def layers_report(plugin: str, opts: pipeline.BuildOptions, *, only_int8: bool =
         full = evaluator.trial([])
         rows = layer_sensitivity(evaluator, only_int8, progress)
     return {
+        "schema": LAYERS_SCHEMA,
         "plugin": plugin, "mode": "only this node in int8" if only_int8 else "only this node in float",
         "data": evaluator.data.name, "samples": len(evaluator.data.x),
         "accuracy_fp32": evaluator.fp32_accuracy, "accuracy_int8": full.accuracy, "mean_rel_int8": full.mean_rel,
