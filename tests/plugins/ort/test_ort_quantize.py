@@ -8,7 +8,7 @@ import pytest
 
 from dk import api
 from dk.default_model import ONNX_PATH, load_split
-from dk.errors import DkError
+from dk.errors import DkError, UsageError
 from dk.sources import parse_model_arg
 from dk.specs import QuantizeRequest
 
@@ -63,10 +63,16 @@ def test_dynamic_quantization(tmp_path, fp32_artifact):
     assert abs(accuracy(artifact) - accuracy(fp32_artifact)) <= 0.01
 
 
-def test_onnx_file_without_calibration_falls_back_to_dynamic(tmp_path):
+def test_onnx_file_without_calibration_is_refused_unless_dynamic_is_asked(tmp_path):
+    """No silent fall-back to dynamic int8 (often many times slower than fp32 on a CNN)."""
     source = tmp_path / "digits.onnx"
     source.write_bytes(ONNX_PATH.read_bytes())
-    artifact = api.quantize("ort", QuantizeRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out"))
+    with pytest.raises(UsageError, match=r"needs calibration data for this model: pass --data calib.npz .* "
+                                         r"or --method dynamic"):
+        api.quantize("ort", QuantizeRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    artifact = api.quantize("ort", QuantizeRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out",
+                                                   method="dynamic"))
     assert artifact.manifest["options"]["method"] == "dynamic"
     assert artifact.name == "v1.0_digits_default_8x8_int8"
 
@@ -112,8 +118,9 @@ def test_a_torch_callable_is_quantized_straight_from_its_shapes(tmp_path):
     assert [s.shape for s in artifact.inputs] == [("batch", 3, 32, 32)]
     ops = {node.op_type for node in onnx.load(str(artifact.model_file)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    without_data = quantize("ort", BuildOptions(model=opts.model, shapes=opts.shapes, out=tmp_path / "d"))
-    assert without_data.manifest["options"]["method"] == "dynamic"  # no calibration data: dynamic int8
+    without_data = quantize("ort", BuildOptions(model=opts.model, shapes=opts.shapes, out=tmp_path / "d",
+                                                method="dynamic"))
+    assert without_data.manifest["options"]["method"] == "dynamic"  # asked for: dynamic int8 without data
 
 
 def test_calibrator_progress_stays_off_json_stdout(tmp_path):
