@@ -124,14 +124,6 @@ def test_layers_ranks_every_weighted_node(tmp_path):
     assert all(r["node"] in text for r in rows)
 
 
-def test_report_refuses_a_layers_document_without_layers(tmp_path):
-    (tmp_path / "layers.json").write_text('{"schema": "dk.debug.layers/1"}')
-    result = run_dk("report", str(tmp_path / "layers.json"), "-o", str(tmp_path / "r.html"))
-    assert result.returncode == 2 and not (tmp_path / "r.html").exists()
-    assert result.stderr.strip() == (f"error: {tmp_path / 'layers.json'}: a dk.debug.layers/1 document needs a "
-                                     "'layers' list; write it with 'dk debug layers --json > FILE'")
-
-
 def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
     pytest.importorskip("nncf")
     full = run_dk("run", "quantize", "--plugin", "openvino", "--json", "--out", str(tmp_path / "a"))

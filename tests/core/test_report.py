@@ -61,3 +61,11 @@ def test_a_file_that_is_not_a_result_is_one_error(tmp_path):
                                    "(schema None, expected 'dk.bench/1')")
     proc = run_dk("report", str(tmp_path / "other.json"), "-o", str(tmp_path / "r.pdf"))
     assert proc.returncode == 2 and "must end in .html or .md" in proc.stderr
+
+
+def test_report_refuses_a_layers_document_without_layers(tmp_path):
+    (tmp_path / "layers.json").write_text('{"schema": "dk.debug.layers/1"}')
+    result = run_dk("report", str(tmp_path / "layers.json"), "-o", str(tmp_path / "r.html"))
+    assert result.returncode == 2 and not (tmp_path / "r.html").exists()
+    assert result.stderr.strip() == (f"error: {tmp_path / 'layers.json'}: a dk.debug.layers/1 document needs a "
+                                     "'layers' list; write it with 'dk debug layers --json > FILE'")

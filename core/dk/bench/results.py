@@ -89,8 +89,8 @@ def write_csv(path: str | os.PathLike, document: dict[str, Any]) -> Path:
     return write_text_atomic(path, to_csv(document))
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a result document, checking its schema."""
+def load(path: str | os.PathLike, also_accept: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a result document, checking its schema (``dk.bench/1``, or one of ``also_accept``)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -98,7 +98,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise DkError(f"cannot read result file {path}: {exc}") from None
     schema = document.get("schema") if isinstance(document, dict) else None
-    if schema != SCHEMA:
+    if schema != SCHEMA and schema not in also_accept:
         raise DkError(f"{path} is not a dk benchmark result (schema {schema!r}, expected {SCHEMA!r})")
     return document
 

@@ -20,17 +20,15 @@ def report(results: str, output: str, as_json: bool) -> None:
     dk report layers.json -o layers.html     (per-layer int8 sensitivity, most sensitive first)
     """
     from dk.cli import render
+    from dk.debug.sensitivity import LAYERS_SCHEMA
     from dk.report import check_output_path, load_report_document, write_report
+    from dk.report.sensitivity import write_sensitivity_report
 
     check_output_path(output)
-    kind, document = load_report_document(results)
+    document = load_report_document(results)
+    write = write_sensitivity_report if document["schema"] == LAYERS_SCHEMA else write_report
     with render.step(f"writing {output}", as_json):
-        if kind == "layers":
-            from dk.report.sensitivity import write_sensitivity_report
-
-            written = write_sensitivity_report(document, output)
-        else:
-            written = write_report(document, output)
+        written = write(document, output)
     if as_json:
         render.print_json({"report": str(written[0]), "files": [str(p) for p in written]})
     else:

@@ -45,24 +45,17 @@ def write_report(document: dict[str, Any], path: str | Path) -> list[Path]:
     return [write_text_atomic(target, to_html(title, parts, embedded))]
 
 
-def load_report_document(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """``("layers", doc)`` for a ``dk debug layers --json`` document, else ``("bench", doc)`` for a
-    ``dk.bench/1`` result (schema checked); one-line :class:`dk.errors.DkError` otherwise."""
-    import json
-
+def load_report_document(path: str | Path) -> dict[str, Any]:
+    """A ``dk.bench/1`` result or a ``dk debug layers --json`` document (schema checked); one-line
+    :class:`dk.errors.DkError` otherwise."""
     from dk.bench import results as result_files
     from dk.debug.sensitivity import LAYERS_SCHEMA
 
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = None  # result_files.load says what is wrong with the file
-    if isinstance(document, dict) and document.get("schema") == LAYERS_SCHEMA:
-        if not isinstance(document.get("layers"), list):
-            raise UsageError(f"{path}: a {LAYERS_SCHEMA} document needs a 'layers' list; "
-                             "write it with 'dk debug layers --json > FILE'")
-        return "layers", document
-    return "bench", result_files.load(path)
+    document = result_files.load(path, also_accept=(LAYERS_SCHEMA,))
+    if document["schema"] == LAYERS_SCHEMA and not isinstance(document.get("layers"), list):
+        raise UsageError(f"{path}: a {LAYERS_SCHEMA} document needs a 'layers' list; "
+                         "write it with 'dk debug layers --json > FILE'")
+    return document
 
 
 def check_output_path(path: str | Path) -> Path:

@@ -57,19 +57,19 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
 
     inputs, _ = io_specs(src.model)
     calibration, calibration_name = request.calibration, request.calibration_name or "custom"
-    if calibration is None and request.method == "static" and src.origin == "default":
-        calibration = default_calibration(inputs[0].name, _batch(request.options))
-        calibration_name = DEFAULT_CALIBRATION
-    if request.method == "static" and calibration is None:
-        # Falling back to dynamic quantization here would hand the user a model that is often many
-        # times slower than fp32 on a CNN (seen: 18-50x), under the name int8: refuse and say why.
-        raise UsageError(
-            "ort static int8 needs calibration data for this model: pass --data calib.npz (inputs the "
-            "model sees in use, 100-500 samples) or --method dynamic for weight-only dynamic quantization "
-            "(no data, but often slower than fp32 on convolutional models on a CPU)")
-    method = request.method
+    if calibration is None and request.method == "static":
+        if src.origin == "default":
+            calibration = default_calibration(inputs[0].name, _batch(request.options))
+            calibration_name = DEFAULT_CALIBRATION
+        else:
+            # Falling back to dynamic quantization here would hand the user a model that is often many
+            # times slower than fp32 on a CNN (seen: 18-50x), under the name int8: refuse and say why.
+            raise UsageError(
+                "ort static int8 needs calibration data for this model: pass --data calib.npz (inputs the "
+                "model sees in use, 100-500 samples) or --method dynamic for weight-only dynamic quantization "
+                "(no data, but often slower than fp32 on convolutional models on a CPU)")
     calib_info = None
-    if method == "static":
+    if request.method == "static":
         calib_info = {"name": calibration_name, **fingerprint(calibration)}
 
     meta = src.onnx.model_meta
@@ -78,7 +78,7 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     settings: dict[str, Any] = {"reduce_range": reduce_range}
     if exclude := excluded_nodes(request.options, src.model):  # only then: other artifacts keep their cache keys
         settings["exclude_nodes"] = exclude
-    if method == "static":
+    if request.method == "static":
         settings.update(activations=activations, calibrate=calibrate)
 
     def build(folder: Path) -> BuiltModel:
@@ -87,14 +87,14 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
         main = folder / f"{name}.onnx"
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             pre = pre_process(src.model, Path(tmp))
-            if method == "static":
+            if request.method == "static":
                 run_static(pre, main, calibration, request.per_channel, settings)
             else:
                 run_dynamic(pre, main, request.per_channel, reduce_range, settings.get("exclude_nodes"))
         quantized = onnx.load(str(main))
         _, outputs = io_specs(quantized)
         ops = [n.op_type for n in quantized.graph.node]
-        extra = {"method": method, "quant_format": "QDQ" if method == "static" else "dynamic",
+        extra = {"method": request.method, "quant_format": "QDQ" if request.method == "static" else "dynamic",
                  "quantize_linear_nodes": ops.count("QuantizeLinear") + ops.count("DynamicQuantizeLinear"),
                  "weight_range": weight_range.to_json(), "notes": [weight_range.reason]}
         if "exclude_nodes" in settings:
@@ -102,8 +102,8 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
         return BuiltModel([main.name], "onnx", "int8", inputs, outputs, extra)
 
     own = {k: v for k, v in request.options.items() if k in QUANTIZE_OPTIONS}  # load options do not change the build
-    build_options = {**attrs.evolve(request, options=own).build_options(), "method": method, "calibration": calib_info,
-                     **settings}
+    build_options = {**attrs.evolve(request, options=own).build_options(), "method": request.method,
+                     "calibration": calib_info, **settings}
     return build_artifact(
         plugin=PLUGIN,
         out_dir=request.out_dir,
