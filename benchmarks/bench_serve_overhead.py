@@ -14,7 +14,10 @@ the figure is the server's cost, not Python's http.client.
   of the paired differences (served - direct); reported: the median over rounds and its range.
   Also ``binary_minus_own_engine``: each served round trip minus the ``infer_ms`` the worker
   measured around its own ``Engine.infer`` for that request, i.e. what serving adds, without the
-  call-to-call variance of the engine itself (which dominates on a loaded machine).
+  call-to-call variance of the engine itself (which dominates on a loaded machine). And
+  ``bare_floor``: the same client against ``_bare_oip_server.py`` (a raw asyncio protocol with
+  dk's event loop and engine-thread hop, nothing else), interleaved in the same calls: the floor
+  of a Python server with a thread hop on this machine, so that what dk adds above it is visible.
 - throughput: 8 local threads calling ``Engine.infer`` on one engine vs 8 client threads against
   the worker (``--concurrency 8``), alternated in rounds; the ratio is per round.
 
@@ -28,6 +31,7 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -121,25 +125,31 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
     """Direct session.run vs served binary vs served JSON, interleaved call by call."""
     traces: list[dict] = []
     proc, url = start_worker("--plugin", "ort", "--artifact", str(artifact.path), *CLI_OPTIONS)
+    bare, bare_url = start_bare(artifact.model_file)
     try:
         with api.load_engine("ort", artifact, options=ORT_OPTIONS) as local:
             name, output = local.inputs[0].name, local.outputs[0].name
             session = local.session
             client = LeanClient(url, metadata_name(url))
+            floor_client = LeanClient(bare_url, "bare")
             binary, as_json = client.binary_request(name, x, output), client.json_request(name, x)
+            floor_binary = floor_client.binary_request(name, x, output)
             expected = session.run([output], {name: x})[0]
-            doc, got = client.send(binary)
-            np.testing.assert_array_equal(got.reshape(expected.shape), expected)  # same bits as the direct call
+            for c, request in ((client, binary), (floor_client, floor_binary)):
+                doc, got = c.send(request)
+                np.testing.assert_array_equal(got.reshape(expected.shape), expected)  # same bits as the direct call
             direct = lambda: session.run([output], {name: x})  # noqa: E731
             served = lambda: client.send(binary)  # noqa: E731
             served_json = lambda: client.send(as_json)  # noqa: E731
-            for fn in (direct, served, served_json):
+            floor = lambda: floor_client.send(floor_binary)  # noqa: E731
+            for fn in (direct, served, served_json, floor):
                 for _ in range(5):
                     fn()
-            per_round: dict[str, list[float]] = {"binary": [], "json": [], "binary_minus_own_engine": []}
+            per_round: dict[str, list[float]] = {"binary": [], "json": [], "binary_minus_own_engine": [],
+                                                 "bare_floor": []}
             p50: dict[str, list[float]] = {"direct": [], "binary": [], "json": []}
             for _ in range(rounds):
-                d, b, paired, own = [], [], [], []
+                d, b, paired, own, floors = [], [], [], [], []
                 for _ in range(calls):
                     t_direct = _time(direct)
                     start = time.perf_counter()
@@ -149,6 +159,7 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
                     b.append(t_binary)
                     paired.append(t_binary - t_direct)
                     own.append(t_binary - doc["parameters"]["infer_ms"])
+                    floors.append(_time(floor) - _time(direct))
                 jd, j, jpaired = [], [], []
                 for _ in range(json_calls):
                     t_direct, t_json = _time(direct), _time(served_json)
@@ -157,13 +168,17 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
                     jpaired.append(t_json - t_direct)
                 per_round["binary"].append(statistics.median(paired))
                 per_round["binary_minus_own_engine"].append(statistics.median(own))
+                per_round["bare_floor"].append(statistics.median(floors))
                 per_round["json"].append(statistics.median(jpaired))
                 p50["direct"].append(statistics.median(d))
                 p50["binary"].append(statistics.median(b))
                 p50["json"].append(statistics.median(j))
             client.close()
+            floor_client.close()
     finally:
         stop_worker(proc)
+        bare.kill()
+        bare.wait()
     if profile:  # a worker of its own with DK_SERVE_TRACE=1, so that the figures above are untraced
         proc, url = start_worker("--plugin", "ort", "--artifact", str(artifact.path), *CLI_OPTIONS,
                                  env={"DK_SERVE_TRACE": "1"})
@@ -191,6 +206,17 @@ def overhead(artifact: Any, x: np.ndarray, rounds: int, calls: int, json_calls: 
         keys = [k for k in traces[0]]
         result["profile_p50_ms"] = {k: statistics.median(t[k] for t in traces if k in t) for k in keys}
     return result
+
+
+def start_bare(model: Path) -> tuple[subprocess.Popen, str]:
+    """``_bare_oip_server.py`` on ``model`` in a subprocess; (process, base URL)."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_bare_oip_server.py"), str(model)],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("ready "):
+        proc.kill()
+        raise RuntimeError(f"the bare server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split()[1])}"
 
 
 def metadata_name(url: str) -> str:
@@ -309,7 +335,8 @@ def main(profile: bool = False) -> None:
     line = (f"ORT 1 thread, no spin, batch 1, lean keep-alive client; {facts['cpu']} ({facts['isa']}), load "
             f"{facts['load_average'][0]:.1f} at the end: ResNet-18-sized p50 overhead over a direct session.run "
             f"(direct {r18o['p50_ms']['direct']:.1f} ms) binary {span(r18o['overhead_p50_ms']['binary'])}, round "
-            f"trip minus the worker's own engine time {span(r18o['overhead_p50_ms']['binary_minus_own_engine'])}, JSON "
+            f"trip minus the worker's own engine time {span(r18o['overhead_p50_ms']['binary_minus_own_engine'])}, "
+            f"a bare asyncio server with the same thread hop (the floor) {span(r18o['overhead_p50_ms']['bare_floor'])}, JSON "
             f"{span(r18o['overhead_p50_ms']['json'])}; 8 clients vs 8 local threads (Engine.infer) "
             f"{statistics.median(r18t['served_per_s']):.1f} vs {statistics.median(r18t['local_per_s']):.1f} req/s, "
             f"ratio {r18t['ratio']['median']:.2f} ({r18t['ratio']['min']:.2f}-{r18t['ratio']['max']:.2f}); "

@@ -30,7 +30,7 @@ def _calls(engine, feeds_list, **kw):
         loop_thread = threading.current_thread().name
         for feeds in feeds_list:
             await runner.infer(feeds)
-        runner.executor.shutdown()
+        runner.threads.shutdown()
         return loop_thread
     return asyncio.run(go())
 
@@ -54,3 +54,30 @@ def test_slow_or_disabled_engines_always_run_in_worker_threads():
     _calls(off, [one] * (INLINE_STREAK + 2), inline_below_ms=0.0)
     for engine in (slow, off):
         assert all(t.startswith("dk-engine") for t in engine.threads), engine.threads
+
+
+def test_engine_threads_hand_back_results_and_exceptions_and_survive_a_cancelled_caller():
+    from dk.serve.engine_threads import EngineThreads
+
+    release = threading.Event()
+
+    def fail():
+        raise ValueError("engine says no")
+
+    async def go():
+        threads = EngineThreads(1, "dk-test-engine")
+        blocked = threads.call(release.wait, 30)
+        blocked.cancel()  # the request went away while its call runs: the answer is dropped, not an error
+        release.set()
+        assert await threads.call(lambda a, b: a + b, 2, 3) == 5
+        try:
+            await threads.call(fail)
+        except ValueError as exc:
+            error = str(exc)
+        name = await threads.call(lambda: threading.current_thread().name)
+        threads.shutdown()
+        return error, name
+
+    error, name = asyncio.run(go())
+    assert error == "engine says no"
+    assert name == "dk-test-engine_0"

@@ -41,6 +41,47 @@ def error_bytes(status: int, message: str) -> bytes:
                      b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body])
 
 
+#: Writes of one event-loop step are joined into one ``send`` up to this many bytes in all.
+COMBINE_BYTES = 256 << 10
+
+
+class WriteCombiner:
+    """The connection's transport, with the writes of one event-loop step sent as one.
+
+    uvicorn writes a response's status line and headers, then its body, each straight to the
+    socket: two ``send`` calls, each a pass through loopback TCP that wakes the client. Here they
+    leave together, in order, at the end of the step (``call_soon``); more than
+    ``COMBINE_BYTES`` go as they came, not copied into one. ``close`` sends what is pending first.
+    On a ResNet-18-sized request this saves about 0.25 ms of event-loop CPU (docs/serving.md).
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+        self._size += len(data)
+
+    def flush(self) -> None:
+        pending, size = self._pending, self._size
+        self._pending, self._size = [], 0
+        if len(pending) > 1 and size <= COMBINE_BYTES:
+            pending = [b"".join(pending)]
+        for data in pending:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class DkHttpProtocol(HttpToolsProtocol):
     """One connection. ``header_timeout`` runs from the connection (or the end of the previous
     response's keep-alive wait) to the end of the request's headers."""
@@ -50,6 +91,7 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = WriteCombiner(transport, self.loop)  # type: ignore[assignment]
         self._header_timer: asyncio.TimerHandle | None = None
         if self.max_connections is not None and len(self.connections) > self.max_connections:
             self.logger.warning("refused a connection: %d open, the limit is %d", len(self.connections) - 1,

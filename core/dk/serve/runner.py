@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
 import numpy as np
 
 from dk.engine import Engine, InputChecker
 from dk.serve.batching import DynamicBatcher, Timing, batch_limit
+from dk.serve.engine_threads import EngineThreads
 from dk.serve.metrics import Metrics
 
 __all__ = ["EngineRunner", "Timing"]
@@ -20,7 +20,8 @@ INLINE_STREAK = 8
 
 
 class EngineRunner:
-    """Runs ``engine.infer`` in worker threads so that the event loop never blocks on it.
+    """Runs ``engine.infer`` on engine threads (:mod:`dk.serve.engine_threads`) so that the event
+    loop never blocks on it.
 
     ``concurrency`` calls may run at once (1 by default: most engines use every core per call).
     With ``max_batch > 1`` and a dynamic batch axis, concurrent requests are merged into one call.
@@ -41,7 +42,7 @@ class EngineRunner:
         self.engine = engine
         self.metrics = metrics
         self.check = InputChecker(engine.inputs)
-        self.executor = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="dk-engine")
+        self.threads = EngineThreads(max(1, concurrency), "dk-engine")
         self.concurrency = max(1, concurrency)
         limit = batch_limit(engine.inputs, max_batch)
         self.batcher = DynamicBatcher(self.run, self.concurrency, limit, max_delay_ms / 1e3) if limit > 1 else None
@@ -69,7 +70,7 @@ class EngineRunner:
         else:
             self._busy += 1
             try:
-                outputs, start, end = await asyncio.get_running_loop().run_in_executor(self.executor, self._call, feeds)
+                outputs, start, end = await self.threads.call(self._call, feeds)
             finally:
                 self._busy -= 1
         if end - start < self.inline_below:
@@ -97,7 +98,7 @@ class EngineRunner:
 
     def close(self) -> None:
         """Wait for running calls, then close the engine."""
-        self.executor.shutdown(wait=True)
+        self.threads.shutdown()
         self.engine.close()
 
 
