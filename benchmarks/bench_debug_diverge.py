@@ -4,7 +4,10 @@
 
 One node of the CNN is broken on purpose (the test engine ``broken`` of tests/core, installed for the
 run); bisection and ``--mark-all`` run alternately, each as its own ``dk`` process, so wall time
-and peak RSS (``ru_maxrss`` of that process) are those of one command. Targets: the node found in
+and peak RSS are those of one command. The peak is the ``VmHWM`` the process reads of itself as it
+exits, not ``ru_maxrss`` from ``wait4``: that one also counts the benchmark's own memory, which
+the child holds between fork and exec (this process has torch loaded, about 540 MiB, which
+was the "bisection peak" recorded before 2026-12-03). Targets: the node found in
 at most ceil(log2(nodes)) + 2 builds, in < 0.25x the time and < 0.25x the peak memory of mark-all.
 """
 
@@ -70,25 +73,33 @@ def main() -> None:
     }
     line = (f"ResNet-18-sized CNN ({len(nodes)} candidate nodes, {SAMPLES} samples, one node broken): bisection "
             f"named it in {builds} builds (target <= {bound}) in {t['bisect']:.1f} s and {mem['bisect']:.0f} MiB peak "
-            f"RSS vs mark-all {t['mark_all']:.1f} s and {mem['mark_all']:.0f} MiB: time {result['time_ratio']:.2f}x, "
-            f"memory {result['memory_ratio']:.2f}x (targets < 0.25x; median of {ROUNDS} alternating runs, load "
+            f"RSS vs mark-all {t['mark_all']:.1f} s and {mem['mark_all']:.0f} MiB: time {result['time_ratio']:.3f}x, "
+            f"memory {result['memory_ratio']:.3f}x (targets < 0.25x; median of {ROUNDS} alternating runs, load "
             f"average {result['machine']['load_average'][0]:.1f})")
     record("bench_debug_diverge", result, line)
     print(line)
 
 
+#: Runs ``dk`` and, at exit, writes its own peak resident set (kB) as the last line of stderr.
+CHILD = """import atexit, sys
+def peak():
+    line = next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+    sys.stderr.write("\\nDK_BENCH_VMHWM_KB " + line.split()[1] + "\\n")
+atexit.register(peak)
+from dk.cli import main
+sys.exit(main())
+"""
+
+
 def measure(args: list[str], env: dict[str, str]) -> tuple[dict, float, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from dk.cli import main; sys.exit(main())", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, env=env)
     wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise SystemExit(f"dk failed ({code}): {err.decode().strip()[-400:]}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024
+    err = proc.stderr.decode()
+    if proc.returncode not in (0, 1) or "DK_BENCH_VMHWM_KB " not in err:
+        raise SystemExit(f"dk failed ({proc.returncode}): {err.strip()[-400:]}")
+    peak_kb = int(err.rsplit("DK_BENCH_VMHWM_KB ", 1)[1].split()[0])
+    return json.loads(proc.stdout), wall, peak_kb / 1024
 
 
 if __name__ == "__main__":

@@ -56,6 +56,16 @@ class OnnxModel:
     source: SourceInfo
     model_meta: dict[str, Any]
     model_name: str
+    #: The checked model, when ``resolve_onnx(..., keep_model=True)`` loaded it anyway; see :meth:`take_model`.
+    loaded: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def take_model(self) -> Any:
+        """The checked ``ModelProto`` of :attr:`path` (external data loaded): the one ``resolve_onnx``
+        loaded to validate the file, handed over and not kept, or loaded and checked now."""
+        from dk.onnx_io import load_onnx
+
+        model, self.loaded = self.loaded, None
+        return model if model is not None else load_onnx(self.path)
 
 
 def default_model_meta() -> dict[str, Any]:
@@ -71,8 +81,12 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
 
 
-def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> OnnxModel:
-    """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export."""
+def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *, keep_model: bool = False) -> OnnxModel:
+    """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export.
+
+    ``keep_model``: keep the model loaded to validate an ONNX file in :attr:`OnnxModel.loaded`,
+    for a caller that needs it next (:meth:`OnnxModel.take_model`), instead of loading it twice.
+    """
     from dk.onnx_io import load_onnx
 
     from dk.model_meta import merge_meta
@@ -83,9 +97,10 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None) -> O
         meta = merge_meta(default_model_meta(), source.meta)
         return OnnxModel(ONNX_PATH, SourceInfo("default", source.location, sha256_file(ONNX_PATH)), meta, meta["name"])
     if source.kind == "onnx":
-        load_onnx(source.path)  # validates: existence, format, truncation, external data
+        model = load_onnx(source.path)  # validates: existence, format, truncation, external data
         info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path))
-        return OnnxModel(source.path, info, dict(source.meta), model_slug(source.meta.get("name", source.path.stem)))
+        return OnnxModel(source.path, info, dict(source.meta), model_slug(source.meta.get("name", source.path.stem)),
+                         loaded=model if keep_model else None)
     if source.kind == "artifact":
         artifact = Artifact.load(source.path)
         if artifact.format != "onnx":

@@ -127,7 +127,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
                 save_marked(graph_path, tensors, marked, infos, outputs, external)
                 wanted = list(dict.fromkeys([*outputs, *tensors]))
             else:  # once the outputs are judged, only the graph up to the marked tensors is built
-                write_prefix(graph_path, tensors, marked)
+                write_prefix(graph_path, tensors, marked, infos)
                 wanted = list(tensors)
             ref = sides[0].outputs(graph_path, marked, wanted, x)
             cand = sides[1].outputs(graph_path, marked, wanted, x)
@@ -147,7 +147,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             torch_check = torch_export_check(graph_path, opts, x)
         written = None
         if search.culprit is not None and subgraph is not None:
-            written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph))
+            written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph, infos))
         return DivergeResult(
             reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
             data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,

@@ -27,7 +27,7 @@ PLUGIN = "ort"
 
 def export_onnx(request: ExportRequest) -> Artifact:
     """Resolve the source to ONNX, fix its shapes, optimise it with ONNX Runtime and write the artifact."""
-    from dk.onnx_io import io_specs, load_onnx, set_input_shapes
+    from dk.onnx_io import io_specs, set_input_shapes
     from dk.sources import resolve_onnx
 
     check_options(request.options, EXPORT_OPTIONS, "export")
@@ -41,18 +41,22 @@ def export_onnx(request: ExportRequest) -> Artifact:
         raise DkError(f"precision {request.precision!r} is not one of fp32, fp16, int8")
     providers = providers_for(request.device)
 
-    onnx_model = resolve_onnx(request.source, request)
-    model = load_onnx(onnx_model.path)
+    onnx_model = resolve_onnx(request.source, request, keep_model=True)
+    model = onnx_model.take_model()
     if request.shapes or not request.dynamic_batch:
         model = set_input_shapes(model, dict(request.shapes), request.dynamic_batch, request.dynamic_hw)
     inputs, _ = io_specs(model)
     inputs = with_ranges(inputs, request.min_shapes, request.max_shapes)
     meta = onnx_model.model_meta
     name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision)
+    # handed to build() in a list it pops from, so that the graph is freed once serialised and not
+    # held beside its bytes and ONNX Runtime's copy while it optimises (a large model's peak memory)
+    pending = [model]
+    del model
 
     def build(folder: Path) -> BuiltModel:
         main = f"{name}.onnx"
-        optimize(model.SerializeToString(), folder / main, level, providers)
+        optimize(pending.pop().SerializeToString(), folder / main, level, providers)
         if request.precision == "fp16":
             to_fp16(folder / main)
         files = [main]
