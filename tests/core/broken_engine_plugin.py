@@ -61,6 +61,7 @@ def dk_export(request):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{Path(request.source.location).stem}-broken-{len(EXPORTS)}.onnx"
     onnx.save(model, str(path))
+    model = nodes = target = None  # ort loads the file itself: holding this copy too would add to every build's peak
     ort_request = attrs.evolve(request, source=ModelSource("onnx", str(path)), options={})
     return get_plugin_manager().call_stage("ort", "export", request=ort_request)
 
