@@ -56,7 +56,7 @@ class OnnxModel:
     source: SourceInfo
     model_meta: dict[str, Any]
     model_name: str
-    #: The checked model, when ``resolve_onnx(..., keep_model=True)`` loaded it anyway; see :meth:`take_model`.
+    #: The checked model, when ``resolve_onnx(..., keep_model=True)`` loaded it anyway (:meth:`take_model`).
     loaded: Any = attrs.field(default=None, repr=False, eq=False)
 
     def take_model(self) -> Any:
@@ -81,7 +81,8 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
 
 
-def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *, keep_model: bool = False) -> OnnxModel:
+def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
+                 keep_model: bool = False) -> OnnxModel:
     """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export.
 
     ``keep_model``: keep the model loaded to validate an ONNX file in :attr:`OnnxModel.loaded`,

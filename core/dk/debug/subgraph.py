@@ -37,13 +37,14 @@ def write_prefix(model_path: Path, outputs: Sequence[str], target: Path,
     try:
         model = onnx.load(str(model_path))  # weights inline in the cut, external data included
         graph = model.graph
-        missing = [t for t in outputs if t not in {o for n in graph.node for o in n.output}
-                   and t not in {i.name for i in graph.input}]
+        present = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+        missing = [t for t in outputs if t not in present]
         if missing:
             raise ValueError(f"no node computes {', '.join(missing)}")
         needed = ancestors_of(model, outputs)
         weights = {i.name for i in graph.initializer}
-        _keep(graph.input, lambda value: value.name not in weights or value.name in needed)  # IR < 4 lists weights
+        # IR < 4 lists the weights among the inputs: keep only those of the cut
+        _keep(graph.input, lambda value: value.name not in weights or value.name in needed)
         _keep(graph.node, lambda node: any(o in needed for o in node.output))
         _keep(graph.initializer, lambda init: init.name in needed)
         _keep(graph.sparse_initializer, lambda init: init.values.name in needed)
@@ -60,7 +61,6 @@ def write_prefix(model_path: Path, outputs: Sequence[str], target: Path,
         del graph.output[:]
         graph.output.extend(cut)
         onnx.save(model, str(tmp))
-        del model
         os.replace(tmp, target)
     except Exception as exc:  # noqa: BLE001 - one line for the user
         raise DkError(f"cannot cut {Path(model_path).name} at {', '.join(outputs)}: "

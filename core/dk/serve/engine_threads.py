@@ -28,7 +28,8 @@ class EngineThreads:
             thread.start()
 
     def call(self, func: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
-        """``func(*args)`` on an engine thread; the future (of the running loop) gets its result or exception."""
+        """``func(*args)`` on an engine thread; the returned future (of the running loop) gets its
+        result or exception."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._calls.put((loop, future, func, args))

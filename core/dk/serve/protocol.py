@@ -58,18 +58,15 @@ class WriteCombiner:
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
         self._transport, self._loop = transport, loop
         self._pending: list[bytes] = []
-        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
-        self._size += len(data)
 
     def flush(self) -> None:
-        pending, size = self._pending, self._size
-        self._pending, self._size = [], 0
-        if len(pending) > 1 and size <= COMBINE_BYTES:
+        pending, self._pending = self._pending, []
+        if len(pending) > 1 and sum(map(len, pending)) <= COMBINE_BYTES:
             pending = [b"".join(pending)]
         for data in pending:
             self._transport.write(data)

@@ -42,8 +42,8 @@ class EngineRunner:
         self.engine = engine
         self.metrics = metrics
         self.check = InputChecker(engine.inputs)
-        self.threads = EngineThreads(max(1, concurrency), "dk-engine")
         self.concurrency = max(1, concurrency)
+        self.threads = EngineThreads(self.concurrency, "dk-engine")
         limit = batch_limit(engine.inputs, max_batch)
         self.batcher = DynamicBatcher(self.run, self.concurrency, limit, max_delay_ms / 1e3) if limit > 1 else None
 
