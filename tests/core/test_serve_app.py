@@ -168,7 +168,7 @@ def test_not_ready_while_the_engine_loads_then_ready():
     app = create_app(loader, ServeConfig(model_name="m"), ModelInfo(name="m"))
 
     async def go():
-        async with app.router.lifespan_context(app):
+        async with app.app.router.lifespan_context(app.app):  # the Starlette app behind the infer route
             before = await call(app, "GET", "/v2/health/ready")
             infer = await call(app, "POST", "/v2/models/m/infer", infer_body(np.zeros((1, 1, 8, 8), np.float32)))
             gate.set()

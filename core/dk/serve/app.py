@@ -9,11 +9,11 @@ import time
 from typing import Any, Awaitable, Callable
 
 from dk.engine import Engine
-from dk.errors import DkError, InputError
 from dk.serve import handlers
 from dk.serve.config import ServeConfig
+from dk.serve.infer_route import INFER_LABEL, VERSIONED_INFER_LABEL, InferFirstApp
 from dk.serve.limits import HttpError, scrub
-from dk.serve.responses import error_response
+from dk.serve.responses import error_reply, error_response
 from dk.serve.worker import MODEL_VERSION, ModelInfo, Worker
 
 log = logging.getLogger("dk.serve")
@@ -26,25 +26,14 @@ Handler = Callable[[Worker, Any], Awaitable[Any]]
 
 def _wrap(worker: Worker, label: str, func: Handler) -> Callable[[Any], Awaitable[Any]]:
     """The route endpoint: errors to ``{"error": ...}`` with their status, and a metrics sample."""
-    from starlette.requests import ClientDisconnect
 
     async def endpoint(request: Any) -> Any:
         start = time.perf_counter()
         worker.metrics.in_flight += 1
         try:
             response = await func(worker, request)
-        except HttpError as exc:
-            response = error_response(exc.status, exc.message)
-        except InputError as exc:
-            response = error_response(400, str(exc))
-        except ClientDisconnect:
-            response = error_response(400, "client disconnected before sending the whole body")
-        except DkError as exc:
-            log.warning("%s: %s", label, exc)
-            response = error_response(500, str(exc))
-        except Exception as exc:  # never a traceback to the client; the log has it
-            log.exception("internal error on %s", label)
-            response = error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        except Exception as exc:
+            response = error_response(*error_reply(exc, label))
         finally:
             worker.metrics.in_flight -= 1
         unread = request.method in _WITH_BODY and not getattr(request.state, "body_read", False)
@@ -58,7 +47,8 @@ def _wrap(worker: Worker, label: str, func: Handler) -> Callable[[Any], Awaitabl
 
 
 def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model: ModelInfo):
-    """The starlette app serving ``engine`` (or the engine a loader returns, loaded after start-up)."""
+    """The ASGI app serving ``engine`` (or the engine a loader returns, loaded after start-up): the
+    infer endpoints straight from ASGI (:mod:`dk.serve.infer_route`), the rest on Starlette."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -98,13 +88,14 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         return await not_found(request) if getattr(exc, "status_code", 404) == 404 else \
             await _wrap(worker, "other", handlers.method_not_allowed)(request)
 
+    endpoints = {path: _wrap(worker, path, func) for path, _, func in routes}
     app = Starlette(
-        routes=[Route(path, _wrap(worker, path, func), methods=[method]) for path, method, func in routes],
+        routes=[Route(path, endpoints[path], methods=[method]) for path, method, _ in routes],
         exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
     )
     app.state.worker = worker
-    return app
+    return InferFirstApp(app, endpoints[INFER_LABEL], endpoints[VERSIONED_INFER_LABEL])
 
 
 async def _load(worker: Worker, loader: Callable[[], Engine]) -> None:

@@ -129,9 +129,20 @@ async def infer(worker: Worker, request: Any) -> Any:
     header = request.headers.get(BINARY_HEADER)
     binary_at = int(header) if header is not None and header.isdigit() else None
     body = await read_body(worker, request, align_at=binary_at)
+    content, headers = await answer_infer(worker, runner, body, header, start, request.scope)
+    from starlette.responses import Response
+
+    return Response(content, headers=headers)
+
+
+async def answer_infer(worker: Worker, runner: Any, body: bytes | bytearray | memoryview, header: str | None,
+                       start: float, scope: Any) -> tuple[bytes, dict[str, str]]:
+    """The body and headers answering an infer request whose ``body`` has been read (``header``:
+    its Inference-Header-Content-Length, ``start``: when its handling began); also the
+    protocol's fast path (:mod:`dk.serve.fast_infer`)."""
     received = time.perf_counter()
     config = worker.config
-    json_bytes = binary_at if binary_at is not None else len(body)
+    json_bytes = int(header) if header is not None and header.isdigit() else len(body)
     if json_bytes > JSON_OFFLOAD_BYTES:
         decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
             decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,
@@ -153,18 +164,14 @@ async def infer(worker: Worker, request: Any) -> Any:
     params = {"decode_ms": (decoded_at - received) * 1e3, "queue_ms": timing.queue_ms, "infer_ms": timing.infer_ms,
               "batch": timing.batch, "server_ms": (time.perf_counter() - start) * 1e3}
     if trace.ENABLED:
-        params["trace_ms"] = trace.stages(request.scope, {
+        params["trace_ms"] = trace.stages(scope, {
             "start": start, "received": received, "decoded": decoded_at, "engine_start": timing.engine_start,
             "engine_end": timing.engine_end, "resumed": resumed, "encoded": time.perf_counter()})
     encode = (worker.model.name, MODEL_VERSION, decoded.id, outputs, decoded.binary_outputs, params,
               decoded.binary_overrides)
     if sum(v.nbytes for v in outputs.values()) > OFFLOAD_BYTES:
-        content, headers = await asyncio.get_running_loop().run_in_executor(None, encode_response, *encode)
-    else:
-        content, headers = encode_response(*encode)
-    from starlette.responses import Response
-
-    return Response(content, headers=headers)
+        return await asyncio.get_running_loop().run_in_executor(None, encode_response, *encode)
+    return encode_response(*encode)
 
 
 async def inference(worker: Worker, request: Any) -> Any:

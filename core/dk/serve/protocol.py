@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from dk.serve import trace
 from dk.serve.config import ServeConfig
+from dk.serve.fast_infer import FastInfer
 
 
 #: Bytes of a request body buffered per connection before reading pauses until the app takes them.
@@ -30,7 +33,7 @@ def uvicorn_settings(app: Any) -> dict[str, Any]:
     worker = getattr(getattr(app, "state", None), "worker", None)
     config = getattr(worker, "config", None) or ServeConfig()
     protocol = type("DkHttpProtocol", (DkHttpProtocol,), {
-        "header_timeout": config.header_timeout_s, "max_connections": config.max_connections})
+        "header_timeout": config.header_timeout_s, "max_connections": config.max_connections, "worker": worker})
     return {"http": protocol, "proxy_headers": False, "h11_max_incomplete_event_size": 64 * 1024}
 
 
@@ -81,10 +84,12 @@ class WriteCombiner:
 
 class DkHttpProtocol(HttpToolsProtocol):
     """One connection. ``header_timeout`` runs from the connection (or the end of the previous
-    response's keep-alive wait) to the end of the request's headers."""
+    response's keep-alive wait) to the end of the request's headers. With a ``worker`` (the app's),
+    binary infer requests take the fast path of :mod:`dk.serve.fast_infer`."""
 
     header_timeout: float | None = 10.0
     max_connections: int | None = None
+    worker: Any = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -139,13 +144,27 @@ class DkHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         trace.stamp(self.scope, trace.HEADERS)
+        if self.worker is not None and (self.cycle is None or self.cycle.response_complete) \
+                and not self.parser.should_upgrade():
+            keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+            fast = FastInfer.accept(self.worker, self.parser.get_method(), httptools.parse_url(self.url).path,
+                                    self.headers, keep_alive)
+            if fast is not None:
+                fast.scope = self.scope
+                self.cycle = fast  # type: ignore[assignment]
+                self._arm_body_timer(fast)
+                return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         """uvicorn's, with a larger buffer before reading pauses (``BODY_BUFFER`` instead of 64 KiB):
         a ResNet-sized body then arrives without a pause/resume round trip per 64 KiB; and a chunk
-        the app takes before the next arrives is handed on as it came (uvicorn copies it twice)."""
+        the app takes before the next arrives is handed on as it came (uvicorn copies it twice).
+        A fast-path request's chunks go straight into its buffer."""
         cycle = self.cycle
+        if isinstance(cycle, FastInfer):
+            cycle.feed(body)
+            return
         if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
             return
         if not cycle.body:
@@ -158,8 +177,59 @@ class DkHttpProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
         cycle.message_event.set()
 
+    def on_message_complete(self) -> None:
+        fast = self.cycle
+        if not isinstance(fast, FastInfer):
+            super().on_message_complete()
+            return
+        self._disarm_body_timer(fast)
+        task = self.loop.create_task(self._respond(fast))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _respond(self, fast: FastInfer) -> None:
+        """Answer a whole fast-path request: one response, then uvicorn's keep-alive handling."""
+        status, content, headers = await fast.answer(fast.scope)
+        if self.transport.is_closing():  # the client left meanwhile
+            fast.response_complete = True
+            return
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        for name, value in headers.items():
+            head.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        head.append(b"content-length: %d\r\n" % len(content))
+        if not fast.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head))
+        self.transport.write(content)  # one send with the head unless it is large (WriteCombiner)
+        fast.response_complete = True
+        if not fast.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    def _arm_body_timer(self, fast: FastInfer) -> None:
+        timeout = fast.worker.config.body_timeout_s
+        if timeout is not None:
+            fast.timer = self.loop.call_later(timeout, self._body_too_slow, fast, timeout)
+
+    def _disarm_body_timer(self, fast: FastInfer) -> None:
+        if fast.timer is not None:
+            fast.timer.cancel()
+            fast.timer = None
+
+    def _body_too_slow(self, fast: FastInfer, timeout: float) -> None:
+        fast.timer = None
+        fast.worker.metrics.observe(fast.label, 408, time.perf_counter() - fast.start)
+        self._answer(408, f"the request body did not arrive within {timeout:g} s; send it at once")
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        fast = self.cycle
+        if isinstance(fast, FastInfer) and fast.timer is not None:  # gone before the whole body came
+            self._disarm_body_timer(fast)
+            fast.worker.metrics.observe(fast.label, 400, time.perf_counter() - fast.start)
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Mapping
 
+from dk.errors import DkError, InputError
 from dk.serve.limits import HttpError, scrub
+
+log = logging.getLogger("dk.serve")
 
 NON_FINITE = "which JSON cannot carry"
 
@@ -26,3 +30,22 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
 
 def error_response(status: int, message: str):
     return json_response({"error": scrub(message)}, status)
+
+
+def error_reply(exc: Exception, label: str) -> tuple[int, str]:
+    """(status, message) answering an exception a handler of endpoint ``label`` raised: its own
+    status for an ``HttpError``, 400 for bad input or a client gone mid-body, 500 for the rest
+    (never a traceback to the client; the log has it)."""
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, HttpError):
+        return exc.status, exc.message
+    if isinstance(exc, InputError):
+        return 400, str(exc)
+    if isinstance(exc, ClientDisconnect):
+        return 400, "client disconnected before sending the whole body"
+    if isinstance(exc, DkError):
+        log.warning("%s: %s", label, exc)
+        return 500, str(exc)
+    log.exception("internal error on %s", label, exc_info=exc)
+    return 500, f"internal error ({type(exc).__name__}); see the server log"

@@ -1,0 +1,118 @@
+"""Binary OIP infer requests answered by the HTTP protocol itself, without an ASGI cycle.
+
+The common request of a deployed model (``POST /v2/models/NAME[/versions/V]/infer`` with binary
+tensors, a Content-Length within ``--max-body``, no Content-Encoding, no ``Expect``, nothing else
+in flight on the connection) has its body copied, as it arrives, straight into the buffer its
+tensors are views of; once whole, one task runs the same code as the ASGI route
+(``handlers.answer_infer``, the same errors and metrics) and writes status line, headers and body
+in one send. Every other request (JSON, compressed, chunked, pipelined behind another, any other
+endpoint) takes the ASGI way, with the same answers.
+
+Why: on the 2-core development VM, uvicorn's per-request cycle (scope, ASGI messages, the task's
+``receive``/``send``) and the ASGI plumbing cost about 0.4 ms of event-loop CPU per
+ResNet-18-sized request, a fifth of what serving added to the engine call (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dk.serve import handlers
+from dk.serve.bodies import ALIGNMENT
+from dk.serve.infer_route import INFER_LABEL, INFER_PATH, VERSIONED_INFER_LABEL
+from dk.serve.responses import dumps, error_reply
+from dk.serve.tensors import BINARY_HEADER
+
+if TYPE_CHECKING:
+    from dk.serve.worker import Worker
+
+
+class _NoWaiter:
+    """uvicorn sets its cycle's ``message_event`` when the connection is lost; nobody waits here."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_WAITER = _NoWaiter()
+
+
+class FastInfer:
+    """One binary infer request on the fast path, standing in as the protocol's current cycle
+    (``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``: what uvicorn's
+    protocol reads of a cycle) so that a request pipelined behind it waits its turn."""
+
+    def __init__(self, worker: "Worker", label: str, name: str, version: str | None, length: int,
+                 header: str, keep_alive: bool):
+        self.worker, self.label, self.name, self.version = worker, label, name, version
+        self.header, self.keep_alive = header, keep_alive
+        self.response_complete = self.disconnected = False
+        self.message_event = _NO_WAITER
+        self.start = time.perf_counter()
+        split = int(header)
+        array = np.empty(length + ALIGNMENT, np.uint8)  # not zero-filled: every byte is written below
+        offset = (-(array.ctypes.data + split)) % ALIGNMENT  # the binary tensors start 64-byte aligned
+        self.body = memoryview(array)[offset: offset + length]
+        self.received = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.scope: Any = None  # the ASGI-style scope the protocol made (trace stamps)
+
+    @classmethod
+    def accept(cls, worker: "Worker | None", method: bytes, path: bytes, headers: list[tuple[bytes, bytes]],
+               keep_alive: bool) -> "FastInfer | None":
+        """The fast-path request for these headers, or None when the request is not one for it."""
+        if worker is None or method != b"POST" or b"%" in path:
+            return None
+        match = INFER_PATH.fullmatch(path.decode("latin-1"))
+        if match is None:
+            return None
+        length = header = None
+        for key, value in headers:
+            if key == b"content-length":
+                length = value
+            elif key == BINARY_HEADER_BYTES:
+                header = value
+            elif key in _NOT_FAST:
+                return None
+        if length is None or header is None or not length.isdigit() or not header.isdigit() \
+                or int(header) > int(length) or int(length) > worker.config.max_body:
+            return None
+        name, version = match.groups()
+        label = INFER_LABEL if version is None else VERSIONED_INFER_LABEL
+        return cls(worker, label, name, version, int(length), header.decode("latin-1"), keep_alive)
+
+    @property
+    def whole(self) -> bool:
+        return self.received == len(self.body)
+
+    def feed(self, chunk: bytes) -> None:
+        """A piece of the body (llhttp stops at the Content-Length: it never overruns)."""
+        end = self.received + len(chunk)
+        self.body[self.received: end] = chunk
+        self.received = end
+
+    async def answer(self, scope: Any) -> tuple[int, bytes, dict[str, str]]:
+        """(status, body, headers) of the response, errors as the ASGI route answers them."""
+        worker = self.worker
+        worker.metrics.in_flight += 1
+        try:
+            worker.require_model(self.name, self.version)
+            runner = worker.require_ready()
+            content, headers = await handlers.answer_infer(worker, runner, self.body, self.header, self.start, scope)
+            status = 200
+        except Exception as exc:
+            status, message = error_reply(exc, self.label)
+            content, headers = dumps({"error": message}), {"content-type": "application/json"}
+        finally:
+            worker.metrics.in_flight -= 1
+        worker.metrics.observe(self.label, status, time.perf_counter() - self.start)
+        return status, content, headers
+
+
+BINARY_HEADER_BYTES = BINARY_HEADER.encode()
+#: Headers that send a request the ASGI way (the fast path reads an identity body of known length).
+_NOT_FAST = frozenset({b"content-encoding", b"transfer-encoding", b"expect"})
