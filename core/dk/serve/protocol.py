@@ -74,6 +74,11 @@ class WriteCombiner:
         for data in pending:
             self._transport.write(data)
 
+    def write_now(self, data: bytes) -> None:
+        """What is pending, then ``data``, sent now (a response written whole at once)."""
+        self.flush()
+        self._transport.write(data)
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
@@ -202,8 +207,11 @@ class DkHttpProtocol(HttpToolsProtocol):
         if not fast.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        self.transport.write(b"".join(head))
-        self.transport.write(content)  # one send with the head unless it is large (WriteCombiner)
+        if len(content) <= COMBINE_BYTES:  # one send; a larger body is not copied to join it
+            self.transport.write_now(b"".join(head) + content)
+        else:
+            self.transport.write_now(b"".join(head))
+            self.transport.write_now(content)
         fast.response_complete = True
         if not fast.keep_alive:
             self.transport.close()
