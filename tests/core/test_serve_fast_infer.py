@@ -36,6 +36,20 @@ def binary_request(x: np.ndarray, path: str = INFER, *, chunked: bool = False, v
     return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict, bytes]]:
+    """``count`` responses in a row from one connection (buffered: one recv may hold several)."""
+    stream = sock.makefile("rb")
+    answers = []
+    for _ in range(count):
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline().decode("latin-1").strip()):
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        answers.append((status, headers, stream.read(int(headers["content-length"]))))
+    return answers
+
+
 def logits_of(headers: dict, body: bytes) -> np.ndarray:
     split = int(headers["inference-header-content-length"])
     doc = json.loads(body[:split])
@@ -82,7 +96,7 @@ def test_requests_pipelined_behind_a_fast_one_are_answered_in_order():
     with ServerThread(make_app(engine)) as server, \
             socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
         sock.sendall(binary_request(xs[0]) + binary_request(xs[1]) + b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        answers = [_read_response(sock) for _ in range(3)]
+        answers = read_responses(sock, 3)
     for (status, headers, body), x in zip(answers, xs):
         assert status == 200
         np.testing.assert_array_equal(logits_of(headers, body), x.reshape(1, 64) @ engine.weights)

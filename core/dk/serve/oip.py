@@ -3,6 +3,7 @@ shared by ``dk serve`` and its clients."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 #: OIP datatype -> numpy dtype name.
@@ -13,6 +14,12 @@ DATATYPES = {
 }
 #: numpy dtype name -> OIP datatype.
 NUMPY_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _datatype(dtype: Any) -> str:
+    """The OIP datatype of a numpy dtype (``dtype.name`` is Python code in numpy: looked up once)."""
+    return NUMPY_TO_DATATYPE.get(dtype.name, "BYTES")
 
 
 class NonFiniteError(ValueError):
@@ -30,8 +37,7 @@ def encode_tensor(name: str, array: Any, binary: bool) -> tuple[dict[str, Any], 
     import numpy as np
 
     array = np.asarray(array)
-    entry: dict[str, Any] = {"name": name, "shape": list(array.shape),
-                             "datatype": NUMPY_TO_DATATYPE.get(array.dtype.name, "BYTES")}
+    entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": _datatype(array.dtype)}
     if array.dtype.kind in "OSU":
         items = [v.encode() if isinstance(v, str) else bytes(v) for v in array.ravel().tolist()]
         if not binary:

@@ -130,6 +130,8 @@ class DkHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._header_bytes = 0
         self._arm_header_timer()
+        if trace.ENABLED:
+            trace.stamp(self.scope, trace.BEGIN)  # the request's first byte
 
     def on_url(self, url: bytes) -> None:
         self._count_header_bytes(len(url))
@@ -144,11 +146,11 @@ class DkHttpProtocol(HttpToolsProtocol):
         if self._header_bytes > MAX_HEADER_BYTES:
             self._headers_too_large = True
             raise ValueError("request headers too large")  # httptools stops parsing: send_400_response
-        trace.stamp(self.scope, trace.BEGIN)
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
-        trace.stamp(self.scope, trace.HEADERS)
+        if trace.ENABLED:
+            trace.stamp(self.scope, trace.HEADERS)
         if self.worker is not None and (self.cycle is None or self.cycle.response_complete) \
                 and not self.parser.should_upgrade():
             keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()

@@ -14,10 +14,14 @@ log = logging.getLogger("dk.serve")
 NON_FINITE = "which JSON cannot carry"
 
 
+#: One encoder for every response (``json.dumps`` with options makes a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def dumps(data: Any) -> bytes:
     """Compact JSON bytes; a NaN or Infinity anywhere is a 500 saying so, never an invalid document."""
     try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+        return _ENCODER.encode(data).encode()
     except ValueError:
         raise HttpError(500, f"the response holds NaN or Infinity, {NON_FINITE}") from None
 
