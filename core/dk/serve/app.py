@@ -12,7 +12,7 @@ from dk.engine import Engine
 from dk.serve import handlers
 from dk.serve.config import ServeConfig
 from dk.serve.infer_route import INFER_LABEL, VERSIONED_INFER_LABEL, InferFirstApp
-from dk.serve.limits import HttpError, scrub
+from dk.serve.limits import scrub
 from dk.serve.responses import error_reply, error_response
 from dk.serve.worker import MODEL_VERSION, ModelInfo, Worker
 

@@ -59,7 +59,7 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
             if not deadline.expired:
                 raise
             deadline.uncancel()
-            raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
+            raise body_too_slow(timeout) from None
     if inflate is not None:
         _finish(inflate, parts, state, limit, encoding)
     return parts
@@ -68,16 +68,11 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
 async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: int, timeout: float | None,
                             align_at: int | None) -> bytearray | memoryview:
     """A bytearray of the body (JSON only), or a view of one with byte ``align_at`` aligned."""
-    import numpy as np
-
     # Neither is zero-filled up front (bytearray(n) would memset all of it on the event loop).
     if align_at is None:
-        buffer = bytearray()  # grows by each chunk (realloc; large blocks are remapped, not copied)
-        view = None
+        buffer, view = bytearray(), None  # grows by each chunk (realloc; large blocks are remapped, not copied)
     else:
-        array = np.empty(length + ALIGNMENT, np.uint8)
-        start = (-(array.ctypes.data + align_at)) % ALIGNMENT
-        buffer, view = array, memoryview(array)[start: start + length]
+        buffer, view = None, aligned_buffer(length, align_at)
     received = 0
     with _Deadline(timeout) as deadline:
         try:
@@ -95,7 +90,7 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
             if not deadline.expired:
                 raise
             deadline.uncancel()
-            raise HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once") from None
+            raise body_too_slow(timeout) from None
     if received != length:
         raise HttpError(400, f"request body ended after {received} of its {length} declared bytes")
     return buffer if align_at is None else view
@@ -103,6 +98,21 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
 
 #: Alignment of binary tensors in a body read with ``align_at`` (a cache line; numpy needs the itemsize).
 ALIGNMENT = 64
+
+
+def aligned_buffer(length: int, align_at: int) -> memoryview:
+    """A writable ``length``-byte buffer whose byte ``align_at`` is ``ALIGNMENT``-aligned (not
+    zero-filled: the caller writes every byte)."""
+    import numpy as np
+
+    array = np.empty(length + ALIGNMENT, np.uint8)
+    start = (-(array.ctypes.data + align_at)) % ALIGNMENT
+    return memoryview(array)[start: start + length]
+
+
+def body_too_slow(timeout: float) -> HttpError:
+    """The 408 for a body not all received within ``timeout`` seconds of its headers."""
+    return HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once")
 
 
 class _Deadline:

@@ -19,10 +19,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import httptools
 
 from dk.serve import handlers
-from dk.serve.bodies import ALIGNMENT
+from dk.serve.bodies import aligned_buffer
 from dk.serve.infer_route import INFER_LABEL, INFER_PATH, VERSIONED_INFER_LABEL
 from dk.serve.responses import dumps, error_reply
 from dk.serve.tensors import BINARY_HEADER
@@ -47,27 +47,25 @@ class FastInfer:
     protocol reads of a cycle) so that a request pipelined behind it waits its turn."""
 
     def __init__(self, worker: "Worker", label: str, name: str, version: str | None, length: int,
-                 header: str, keep_alive: bool):
+                 header: str, keep_alive: bool, scope: Any):
         self.worker, self.label, self.name, self.version = worker, label, name, version
         self.header, self.keep_alive = header, keep_alive
+        self.scope = scope  # the ASGI-style scope the protocol made (trace stamps)
         self.response_complete = self.disconnected = False
         self.message_event = _NO_WAITER
         self.start = time.perf_counter()
-        split = int(header)
-        array = np.empty(length + ALIGNMENT, np.uint8)  # not zero-filled: every byte is written below
-        offset = (-(array.ctypes.data + split)) % ALIGNMENT  # the binary tensors start 64-byte aligned
-        self.body = memoryview(array)[offset: offset + length]
+        self.body = aligned_buffer(length, int(header))  # the binary tensors start aligned
         self.received = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.scope: Any = None  # the ASGI-style scope the protocol made (trace stamps)
+        self.timer: asyncio.TimerHandle | None = None  # the body timeout, until the body is whole
 
     @classmethod
-    def accept(cls, worker: "Worker | None", method: bytes, path: bytes, headers: list[tuple[bytes, bytes]],
-               keep_alive: bool) -> "FastInfer | None":
+    def accept(cls, worker: "Worker | None", method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
+               keep_alive: bool, scope: Any) -> "FastInfer | None":
         """The fast-path request for these headers, or None when the request is not one for it."""
-        if worker is None or method != b"POST" or b"%" in path:
+        if worker is None or method != b"POST":
             return None
-        match = INFER_PATH.fullmatch(path.decode("latin-1"))
+        path = httptools.parse_url(url).path
+        match = None if b"%" in path else INFER_PATH.fullmatch(path.decode("latin-1"))
         if match is None:
             return None
         length = header = None
@@ -83,11 +81,7 @@ class FastInfer:
             return None
         name, version = match.groups()
         label = INFER_LABEL if version is None else VERSIONED_INFER_LABEL
-        return cls(worker, label, name, version, int(length), header.decode("latin-1"), keep_alive)
-
-    @property
-    def whole(self) -> bool:
-        return self.received == len(self.body)
+        return cls(worker, label, name, version, int(length), header.decode("latin-1"), keep_alive, scope)
 
     def feed(self, chunk: bytes) -> None:
         """A piece of the body (llhttp stops at the Content-Length: it never overruns)."""
@@ -95,14 +89,15 @@ class FastInfer:
         self.body[self.received: end] = chunk
         self.received = end
 
-    async def answer(self, scope: Any) -> tuple[int, bytes, dict[str, str]]:
+    async def answer(self) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of the response, errors as the ASGI route answers them."""
         worker = self.worker
         worker.metrics.in_flight += 1
         try:
             worker.require_model(self.name, self.version)
             runner = worker.require_ready()
-            content, headers = await handlers.answer_infer(worker, runner, self.body, self.header, self.start, scope)
+            content, headers = await handlers.answer_infer(worker, runner, self.body, self.header, self.start,
+                                                           self.scope)
             status = 200
         except Exception as exc:
             status, message = error_reply(exc, self.label)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, Iterable
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from dk.serve import trace
+from dk.serve.bodies import body_too_slow
 from dk.serve.config import ServeConfig
 from dk.serve.fast_infer import FastInfer
 
@@ -37,11 +37,22 @@ def uvicorn_settings(app: Any) -> dict[str, Any]:
     return {"http": protocol, "proxy_headers": False, "h11_max_incomplete_event_size": 64 * 1024}
 
 
+def response_head(status: int, headers: Iterable[tuple[str, str]], length: int, close: bool) -> bytes:
+    """Status line and headers of a response with a ``length``-byte body, ``connection: close``
+    if ``close``."""
+    head = [STATUS_LINE[status]]
+    head += [b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    head.append(b"content-length: %d\r\n" % length)
+    if close:
+        head.append(b"connection: close\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
+
+
 def error_bytes(status: int, message: str) -> bytes:
     """A complete ``{"error": message}`` response that closes the connection."""
     body = json.dumps({"error": message}).encode()
-    return b"".join([STATUS_LINE[status], b"content-type: application/json\r\n",
-                     b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body])
+    return response_head(status, [("content-type", "application/json")], len(body), True) + body
 
 
 #: Writes of one event-loop step are joined into one ``send`` up to this many bytes in all.
@@ -73,11 +84,6 @@ class WriteCombiner:
             pending = [b"".join(pending)]
         for data in pending:
             self._transport.write(data)
-
-    def write_now(self, data: bytes) -> None:
-        """What is pending, then ``data``, sent now (a response written whole at once)."""
-        self.flush()
-        self._transport.write(data)
 
     def close(self) -> None:
         self.flush()
@@ -154,10 +160,9 @@ class DkHttpProtocol(HttpToolsProtocol):
         if self.worker is not None and (self.cycle is None or self.cycle.response_complete) \
                 and not self.parser.should_upgrade():
             keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-            fast = FastInfer.accept(self.worker, self.parser.get_method(), httptools.parse_url(self.url).path,
-                                    self.headers, keep_alive)
+            fast = FastInfer.accept(self.worker, self.parser.get_method(), self.url, self.headers, keep_alive,
+                                    self.scope)
             if fast is not None:
-                fast.scope = self.scope
                 self.cycle = fast  # type: ignore[assignment]
                 self._arm_body_timer(fast)
                 return
@@ -196,24 +201,14 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     async def _respond(self, fast: FastInfer) -> None:
         """Answer a whole fast-path request: one response, then uvicorn's keep-alive handling."""
-        status, content, headers = await fast.answer(fast.scope)
+        status, content, headers = await fast.answer()
         if self.transport.is_closing():  # the client left meanwhile
             fast.response_complete = True
             return
-        head = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        for name, value in headers.items():
-            head.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
-        head.append(b"content-length: %d\r\n" % len(content))
-        if not fast.keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        if len(content) <= COMBINE_BYTES:  # one send; a larger body is not copied to join it
-            self.transport.write_now(b"".join(head) + content)
-        else:
-            self.transport.write_now(b"".join(head))
-            self.transport.write_now(content)
+        default = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.server_state.default_headers]
+        self.transport.write(response_head(status, [*default, *headers.items()], len(content), not fast.keep_alive))
+        self.transport.write(content)
+        self.transport.flush()  # now, as one send unless large (WriteCombiner), not at the end of the step
         fast.response_complete = True
         if not fast.keep_alive:
             self.transport.close()
@@ -232,7 +227,7 @@ class DkHttpProtocol(HttpToolsProtocol):
     def _body_too_slow(self, fast: FastInfer, timeout: float) -> None:
         fast.timer = None
         fast.worker.metrics.observe(fast.label, 408, time.perf_counter() - fast.start)
-        self._answer(408, f"the request body did not arrive within {timeout:g} s; send it at once")
+        self._answer(408, body_too_slow(timeout).message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
