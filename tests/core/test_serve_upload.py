@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import socket
+import time
 
 import pytest
 
 pytest.importorskip("starlette", reason="dk serve needs starlette: pip install \"dk-core[serve]\"")
 
 from dk.default_model import ONNX_PATH  # noqa: E402
+from dk.serve.server import ServerThread  # noqa: E402
+from tests.core.test_serve_hardening import HANG_GUARD_S, _read_response  # noqa: E402
 from tests.core.test_serve_support import call, make_app  # noqa: E402
 
 
@@ -114,3 +118,34 @@ def test_an_uploaded_model_is_served_after_load(tmp_path):
         expected = engine.infer({"input": x})["logits"]
     np.testing.assert_allclose(np.array(doc["outputs"][0]["data"], np.float32).reshape(expected.shape), expected,
                                rtol=1e-5, atol=1e-5)
+
+
+def _upload_head(length: int) -> bytes:
+    return (b"POST /v2/repository/models/m/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % length)
+
+
+def test_a_stalled_upload_gets_408_closes_and_leaves_nothing(tmp_path):
+    data = ONNX_PATH.read_bytes()
+    with ServerThread(make_app(allow_upload=True, store=tmp_path, body_timeout_s=0.3)) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(_upload_head(len(data)) + data[:1000])  # and stall
+        status, headers, body = _read_response(sock)
+        assert (status, headers["connection"]) == (408, "close")
+        assert json.loads(body) == {"error": "the request body stalled: no byte came for 0.3 s; send it without pauses"}
+        assert sock.recv(10) == b""
+    assert _store_files(tmp_path) == []  # not even the partial file
+
+
+def test_an_upload_slower_than_the_body_timeout_but_steady_is_stored(tmp_path):
+    data = ONNX_PATH.read_bytes()
+    pieces = [data[i * len(data) // 6:(i + 1) * len(data) // 6] for i in range(6)]
+    with ServerThread(make_app(allow_upload=True, store=tmp_path, body_timeout_s=2.0)) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(_upload_head(len(data)))
+        for piece in pieces:  # 6 pieces 0.5 s apart: 3 s in all, pauses well under the 2 s limit
+            sock.sendall(piece)
+            time.sleep(0.5)
+        status, _, body = _read_response(sock)
+    assert status == 201 and json.loads(body)["name"] == "m"
+    assert _store_files(tmp_path) == ["uploads/m/dk.json", "uploads/m/model.onnx"]

@@ -34,7 +34,8 @@ import click
 @click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds a client may take to send a request's headers (then 408 and close).")
 @click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Seconds a client may take to send a request's body (then 408 and close).")
+              help="Seconds a client may take to send a request's body (then 408 and close); for a model "
+                   "upload, the longest pause in its body.")
 @click.option("--max-connections", type=click.IntRange(1), default=1000, show_default=True,
               help="Open connections at most (one more is answered 503 and closed).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",

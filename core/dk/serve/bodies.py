@@ -110,6 +110,22 @@ def aligned_buffer(length: int, align_at: int) -> memoryview:
     return memoryview(array)[start: start + length]
 
 
+async def idle_limited(chunks: AsyncIterator[bytes], timeout: float | None) -> AsyncIterator[bytes]:
+    """The chunks of a body that may take long in all (an upload of hundreds of MB) but must not
+    stall: 408 when no chunk has come for ``timeout`` s (None: no limit)."""
+    with _Deadline(timeout) as deadline:
+        try:
+            async for chunk in chunks:
+                deadline.restart()
+                yield chunk
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise
+            deadline.uncancel()
+            raise HttpError(408, f"the request body stalled: no byte came for {timeout:g} s; send it without pauses") \
+                from None
+
+
 def body_too_slow(timeout: float) -> HttpError:
     """The 408 for a body not all received within ``timeout`` seconds of its headers."""
     return HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once")
@@ -130,6 +146,12 @@ class _Deadline:
             self._task = asyncio.current_task()
             self._handle = asyncio.get_running_loop().call_later(self.seconds, self._expire)
         return self
+
+    def restart(self) -> None:
+        """Count the ``seconds`` from now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = asyncio.get_running_loop().call_later(self.seconds, self._expire)
 
     def _expire(self) -> None:
         self.expired = True

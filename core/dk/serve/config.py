@@ -30,7 +30,8 @@ class ServeConfig:
     :ivar device/engine_options: Where and how ``.../load`` opens an uploaded model (as the served one).
     :ivar header_timeout_s: Longest wait for a request's headers, from the connection or its first
         byte (the connection is then answered 408 and closed).
-    :ivar body_timeout_s: Longest wait for a whole request body once its headers are in (408, closed).
+    :ivar body_timeout_s: Longest wait for a whole request body once its headers are in (408, closed);
+        for a model upload, the longest pause between two of its bytes (it may take longer in all).
     :ivar max_connections: Open connections at most; one more is answered 503 and closed.
     :ivar inline_below_ms: Engines whose calls stay shorter than this run on the event loop, without
         a thread hop (see :class:`dk.serve.runner.EngineRunner`); 0: always in a worker thread.

@@ -218,7 +218,7 @@ async def metrics(worker: Worker, request: Any) -> Any:
 
 async def upload(worker: Worker, request: Any) -> Any:
     info = await store_upload(request.path_params["name"], request.stream(), request.headers.get("content-length"),
-                              worker.config.store, worker.config.max_upload)
+                              worker.config.store, worker.config.max_upload, worker.config.body_timeout_s)
     request.state.body_read = True
     return json_response({"stored": True, **info}, status=201)
 

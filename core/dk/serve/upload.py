@@ -30,8 +30,11 @@ def check_name(name: str) -> str:
 
 
 async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | None, store: Path,
-                       limit: int) -> dict[str, Any]:
-    """Stream the body to a temporary file in the store, validate it, and publish it as an artifact."""
+                       limit: int, idle_timeout: float | None = None) -> dict[str, Any]:
+    """Stream the body to a temporary file in the store, validate it, and publish it as an artifact;
+    408 when no byte of it has come for ``idle_timeout`` s (it may take longer in all)."""
+    from dk.serve.bodies import idle_limited
+
     check_name(name)
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise HttpError(413, f"model of {int(declared)} bytes exceeds the upload limit of {limit} bytes")
@@ -42,7 +45,7 @@ async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | 
     size = 0
     try:
         with open(part, "wb") as fh:
-            async for chunk in chunks:
+            async for chunk in idle_limited(chunks, idle_timeout):
                 size += len(chunk)
                 if size > limit:
                     raise HttpError(413, f"model exceeds the upload limit of {limit} bytes")
