@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import click
 
-from dk.cli.options import check_ranges, parse_key_values, parse_shapes
+from dk.cli.options import check_ranges, parse_key_values
+from dk.shapes import parse_shapes
 
 _BUILD_OPTIONS = [
     click.option("--model", "-m", help="ONNX file, TorchScript/.pt2 file, artifact folder or module.path:factory "

@@ -16,7 +16,7 @@ from dk_torch2trt.options import QUANTIZE_OPTIONS, check_options, convert_settin
 
 
 def quantize_engine(request: QuantizeRequest) -> Artifact:
-    from dk.cli.options import parse_shapes
+    from dk.shapes import parse_shapes
     from dk.vision.calibration import fingerprint
 
     from dk_torch2trt.export import convert
@@ -28,7 +28,7 @@ def quantize_engine(request: QuantizeRequest) -> Artifact:
         raise UsageError("torch2trt int8 needs calibration data: pass --data calib.npz or use the default model")
     settings = convert_settings("int8", request.options)
     options = {**request.build_options(), "calibration": fingerprint(request.calibration)}
-    shapes = parse_shapes(request.options.get("shapes"))
+    shapes = parse_shapes(request.options.get("shapes"), "-o shapes")
     device = request.export.device if request.export is not None else "cpu"
     return convert(request.source, request.out_dir, shapes, settings, request.force, options, request.calibration,
                    device)

@@ -92,7 +92,7 @@ def ptq_source(request: QuantizeRequest) -> ModelSource:
 
 def qat_source(request: QuantizeRequest) -> ModelSource:
     """QAT on the torch model of ``request.source``, written as a cached ``onnx`` artifact."""
-    from dk.cli.options import parse_shapes
+    from dk.shapes import parse_shapes
     from dk.onnx_io import io_specs, load_onnx
 
     try:
