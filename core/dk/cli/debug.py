@@ -67,13 +67,21 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
         raise ToleranceExceeded(f"{report['candidate']} diverges from {report['reference']} first at {where}")
 
 
+def _range(clamp: list) -> str:
+    low, high = clamp
+    if high is None:
+        return f">= {low:g}"
+    return f"<= {high:g}" if low is None else f"{low:g}..{high:g}"
+
+
 def _print_diverge(report: dict[str, Any]) -> None:
     from dk.cli import render
 
     rows = []
     for step in report["steps"]:
         for tensor, check in step["checks"].items():
-            rows.append({"step": step["step"], "tensor": tensor, "max_abs": check["max_abs"],
+            shown = tensor if check.get("clamp") is None else f"{tensor} (clamped: {_range(check['clamp'])})"
+            rows.append({"step": step["step"], "tensor": shown, "max_abs": check["max_abs"],
                          "cosine": check["cosine"], "passed": check["passed"]})
     render.rows_table(f"dk debug diverge: {report['candidate']} vs {report['reference']} on {report['graph']} "
                       f"({report['samples']} samples of {report['data']}, {report['candidate_nodes']} nodes)", rows,

@@ -19,7 +19,8 @@ from dk.debug.graph import NodeInfo
 
 @attrs.frozen
 class TensorCheck:
-    """One tensor compared: whether it is within tolerance and its errors."""
+    """One tensor compared: whether it is within tolerance and its errors; ``clamp``: the range both
+    sides were clamped to first (:class:`dk.debug.graph.NodeInfo`), None when compared as they are."""
 
     tensor: str
     passed: bool
@@ -27,9 +28,11 @@ class TensorCheck:
     max_rel: float
     cosine: float
     failures: tuple[str, ...] = ()
+    clamp: tuple[float | None, float | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**attrs.asdict(self), "failures": list(self.failures)}
+        return {**attrs.asdict(self), "failures": list(self.failures),
+                "clamp": None if self.clamp is None else list(self.clamp)}
 
 
 @attrs.define

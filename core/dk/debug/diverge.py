@@ -66,17 +66,21 @@ def _check_at(search: Search, tensor: str) -> dict[str, Any] | None:
     return None
 
 
-def check_tensor(name: str, reference: Any, candidate: Any, precision: str) -> TensorCheck:
-    """One tensor judged by the tolerance of ``precision`` (:mod:`dk.testing.tolerances`)."""
+def check_tensor(name: str, reference: Any, candidate: Any, precision: str,
+                 clamp: tuple[float | None, float | None] | None = None) -> TensorCheck:
+    """One tensor judged by the tolerance of ``precision`` (:mod:`dk.testing.tolerances`), both
+    sides clamped to ``clamp`` first when given (:class:`dk.debug.graph.NodeInfo`)."""
     from dk.testing.tolerances import compare_output, tolerance_for
 
     ref = np.asarray(reference)
+    if clamp is not None:
+        ref, candidate = np.clip(ref, *clamp), np.clip(np.asarray(candidate), *clamp)
     # int8 is judged by cosine; top-1 agreement is for classifier outputs, not feature maps
     tolerance = tolerance_for(precision)
     if ref.ndim != 2 and tolerance.min_top1 is not None:
         tolerance = attrs.evolve(tolerance, min_top1=None)
     result = compare_output(name, ref, candidate, tolerance)
-    return TensorCheck(name, result.passed, result.max_abs, result.max_rel, result.cosine, result.failures)
+    return TensorCheck(name, result.passed, result.max_abs, result.max_rel, result.cosine, result.failures, clamp)
 
 
 def loosest_precision(*precisions: str) -> str:
@@ -112,6 +116,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         sides = [Side(p, q, opts, work, calibration, calibration_name, "prefix" if prefix else "marked")
                  for p, q in engines]
         precision = loosest_precision(*(q for _, q in engines))
+        clamps = {n.tensor: n.clamp for n in nodes if n.clamp is not None}
         cache: dict[str, set[str]] = {}
 
         def ancestors(tensor: str) -> set[str]:
@@ -132,7 +137,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             ref = sides[0].outputs(graph_path, marked, wanted, x)
             cand = sides[1].outputs(graph_path, marked, wanted, x)
             marked.unlink()
-            checks = {t: check_tensor(t, ref[t], cand[t], precision) for t in wanted}
+            checks = {t: check_tensor(t, ref[t], cand[t], precision, clamps.get(t)) for t in wanted}
             del ref, cand
             return checks
 

@@ -15,7 +15,14 @@ _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 @attrs.frozen
 class NodeInfo:
-    """One candidate node: its name, op type, the tensor compared and its inputs' names and shapes."""
+    """One candidate node: its name, op type, the tensor compared and its inputs' names and shapes.
+
+    ``clamp``: (low, high), either None for unbounded, when the tensor reaches the rest of the graph
+    only through one Relu or Clip. Its values outside that range change nothing downstream, and an
+    int8 quantizer folds such an activation into the tensor's quantization range (ONNX Runtime's
+    QDQ Conv+Relu), so the int8 engine's tensor is already clamped: both sides are clamped before
+    they are compared, or every Conv before a Relu would look broken in int8.
+    """
 
     index: int
     name: str
@@ -23,11 +30,15 @@ class NodeInfo:
     tensor: str
     inputs: tuple[str, ...]
     input_shapes: tuple[tuple[Any, ...] | None, ...]
+    clamp: tuple[float | None, float | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "op": self.op, "tensor": self.tensor,
-                "inputs": [{"name": n, "shape": None if s is None else list(s)}
-                           for n, s in zip(self.inputs, self.input_shapes)]}
+        doc = {"index": self.index, "name": self.name, "op": self.op, "tensor": self.tensor,
+               "inputs": [{"name": n, "shape": None if s is None else list(s)}
+                          for n, s in zip(self.inputs, self.input_shapes)]}
+        if self.clamp is not None:
+            doc["compared_clamped_to"] = list(self.clamp)
+        return doc
 
 
 def value_infos(model: "onnx.ModelProto") -> dict[str, Any]:
@@ -73,6 +84,7 @@ def candidate_nodes(model: "onnx.ModelProto", infos: dict[str, Any] | None = Non
     typed = len(infos) > len(graph.input) + len(graph.output)
     floats = {k for k, v in infos.items() if v.type.tensor_type.elem_type in _FLOAT_TYPES} if typed else None
     shapes = _shapes(model, infos)
+    clamps = _clamps(model)
     nodes = []
     for node in graph.node:
         if not node.output or node.op_type == "Constant" or not node.output[0]:
@@ -82,8 +94,57 @@ def candidate_nodes(model: "onnx.ModelProto", infos: dict[str, Any] | None = Non
             continue
         inputs = tuple(i for i in node.input if i)
         nodes.append(NodeInfo(len(nodes), node.name or tensor, node.op_type, tensor, inputs,
-                              tuple(shapes.get(i) for i in inputs)))
+                              tuple(shapes.get(i) for i in inputs), clamps.get(tensor)))
     return nodes
+
+
+def _clamps(model: "onnx.ModelProto") -> dict[str, tuple[float | None, float | None]]:
+    """Tensors whose only use is one Relu or Clip (with constant bounds) -> that activation's range
+    (see :class:`NodeInfo`); graph outputs are used as they are."""
+    graph = model.graph
+    uses: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            if name:
+                uses.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    clamps: dict[str, tuple[float | None, float | None]] = {}
+    for tensor, users in uses.items():
+        if len(users) != 1 or tensor in outputs or users[0].input[0] != tensor:
+            continue
+        user = users[0]
+        if user.op_type == "Relu":
+            clamps[tensor] = (0.0, None)
+        elif user.op_type == "Clip":
+            bounds = _clip_bounds(model, user)
+            if bounds is not None:
+                clamps[tensor] = bounds
+    return clamps
+
+
+def _clip_bounds(model: "onnx.ModelProto", clip: Any) -> tuple[float | None, float | None] | None:
+    """A Clip's (min, max), None for an absent bound; None when a bound is not a constant."""
+    import onnx
+    from onnx import numpy_helper
+
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in clip.attribute}
+    if "min" in attributes or "max" in attributes:  # opset < 11
+        return attributes.get("min"), attributes.get("max")
+    constants = {i.name: i for i in model.graph.initializer}
+    constants.update({n.output[0]: n.attribute[0].t for n in model.graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    bounds: list[float | None] = []
+    for name in (list(clip.input[1:3]) + ["", ""])[:2]:
+        if not name:
+            bounds.append(None)
+        elif name in constants:
+            value = numpy_helper.to_array(constants[name])
+            if value.size != 1:
+                return None
+            bounds.append(float(value.reshape(())))
+        else:
+            return None
+    return bounds[0], bounds[1]
 
 
 def ancestors_of(model: "onnx.ModelProto", tensors: Iterable[str]) -> set[str]:
