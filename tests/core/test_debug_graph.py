@@ -92,4 +92,4 @@ def test_ort_int8_folds_relu_into_the_conv_before_it_and_the_comparison_allows_f
     checks = report["steps"][0]["checks"]
     conv = "/features/features.2/Conv_output_0"
     assert conv in checks and checks[conv]["clamp"] == [0.0, None]
-    assert checks[conv]["passed"] and checks[conv]["cosine"] > 0.999
+    assert checks[conv]["passed"] and checks[conv]["cosine"] > 0.99  # 0.99997 with VNNI; 0.89 unclamped
