@@ -177,3 +177,32 @@ def test_an_http_1_0_request_gets_its_answer_then_close(accepted):
         assert (status, headers["connection"]) == (200, "close")
         assert sock.recv(10) == b""
     assert accepted[0] is not None and accepted[0].keep_alive is False
+
+
+def _in_flight(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        text = _read_response(sock)[2].decode()
+    return next(int(line.split()[1]) for line in text.splitlines() if line.startswith("dk_requests_in_flight "))
+
+
+def _wait_for_in_flight(port: int, value: int) -> int:
+    deadline = time.monotonic() + HANG_GUARD_S  # the server counts it when its loop gets to the bytes
+    while (seen := _in_flight(port)) != value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return seen
+
+
+def test_a_fast_request_is_in_flight_from_its_headers_until_answered_or_given_up():
+    request = binary_request(np.zeros((1, 1, 8, 8), np.float32))
+    with ServerThread(make_app()) as server:
+        idle = _in_flight(server.port)  # the /metrics request counts itself
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+            sock.sendall(request[:-10])  # headers and most of the body: on the fast path, in flight
+            assert _wait_for_in_flight(server.port, idle + 1) == idle + 1
+            sock.sendall(request[-10:])
+            assert _read_response(sock)[0] == 200
+            assert _in_flight(server.port) == idle  # answered: out before its response was written
+            sock.sendall(request[:-10])
+            assert _wait_for_in_flight(server.port, idle + 1) == idle + 1
+        assert _wait_for_in_flight(server.port, idle) == idle  # the client left mid-body

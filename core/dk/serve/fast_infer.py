@@ -57,6 +57,8 @@ class FastInfer:
         self.body = aligned_buffer(length, int(header))  # the binary tensors start aligned
         self.received = 0
         self.timer: asyncio.TimerHandle | None = None  # the body timeout, until the body is whole
+        worker.metrics.in_flight += 1  # from its headers on, as the ASGI route counts a request
+        self._in_flight = True
 
     @classmethod
     def accept(cls, worker: "Worker | None", method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
@@ -89,10 +91,16 @@ class FastInfer:
         self.body[self.received: end] = chunk
         self.received = end
 
+    def finished(self) -> None:
+        """The request is answered or given up on (body timeout, client gone): it leaves the
+        in-flight gauge, once."""
+        if self._in_flight:
+            self._in_flight = False
+            self.worker.metrics.in_flight -= 1
+
     async def answer(self) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of the response, errors as the ASGI route answers them."""
         worker = self.worker
-        worker.metrics.in_flight += 1
         try:
             worker.require_model(self.name, self.version)
             runner = worker.require_ready()
@@ -103,7 +111,7 @@ class FastInfer:
             status, message = error_reply(exc, self.label)
             content, headers = dumps({"error": message}), {"content-type": "application/json"}
         finally:
-            worker.metrics.in_flight -= 1
+            self.finished()
         worker.metrics.observe(self.label, status, time.perf_counter() - self.start)
         return status, content, headers
 

@@ -226,6 +226,7 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     def _body_too_slow(self, fast: FastInfer, timeout: float) -> None:
         fast.timer = None
+        fast.finished()
         fast.worker.metrics.observe(fast.label, 408, time.perf_counter() - fast.start)
         self._answer(408, body_too_slow(timeout).message)
 
@@ -234,6 +235,7 @@ class DkHttpProtocol(HttpToolsProtocol):
         fast = self.cycle
         if isinstance(fast, FastInfer) and fast.timer is not None:  # gone before the whole body came
             self._disarm_body_timer(fast)
+            fast.finished()
             fast.worker.metrics.observe(fast.label, 400, time.perf_counter() - fast.start)
         super().connection_lost(exc)
 
