@@ -46,8 +46,14 @@ class ConvertSettings:
 
     @property
     def suffix(self) -> str:
+        """The guide's ``dla_disabled_trt`` (and kin), after ``batch1-N`` when ``max_batch_size`` is
+        not the default: engines for other batch bounds get folders of their own instead of
+        replacing each other's."""
         dla = "dla_disabled" if self.dla_core is None else "dla_enabled"
-        return f"{dla}_with_onnx_trt" if self.use_onnx else f"{dla}_trt"
+        engine = f"{dla}_with_onnx_trt" if self.use_onnx else f"{dla}_trt"
+        if self.dla_core is None and self.max_batch_size != DEFAULT_MAX_BATCH:
+            return f"batch1-{self.max_batch_size}_{engine}"
+        return engine
 
 
 def check_options(options: Mapping[str, str], known: Mapping[str, str], what: str) -> None:

@@ -40,10 +40,15 @@ def test_doctor_says_how_to_install_torch2trt():
 @pytest.mark.parametrize("precision, options, suffix", [
     ("fp32", {}, "dla_disabled_trt"),
     ("fp16", {"use_onnx": "1"}, "dla_disabled_with_onnx_trt"),
+    ("fp16", {"max_batch_size": "64"}, "dla_disabled_trt"),
 ])
 def test_files_are_named_like_the_guide(precision, options, suffix):
     settings = convert_settings(precision, options)
     assert settings.suffix == suffix and settings.max_batch_size == 64
+
+
+def test_another_batch_bound_gets_a_folder_of_its_own():
+    assert convert_settings("fp32", {"max_batch_size": "8"}).suffix == "batch1-8_dla_disabled_trt"
 
 
 def test_bad_requests_are_refused_before_any_conversion(tmp_path):
