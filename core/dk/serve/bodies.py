@@ -4,8 +4,9 @@ decompressed with the limit applied to the decompressed size (a zip bomb stops a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Iterator
 
 from dk.serve.limits import HttpError
 
@@ -110,14 +111,14 @@ def aligned_buffer(length: int, align_at: int) -> memoryview:
     return memoryview(array)[start: start + length]
 
 
-async def idle_limited(chunks: AsyncIterator[bytes], timeout: float | None) -> AsyncIterator[bytes]:
-    """The chunks of a body that may take long in all (an upload of hundreds of MB) but must not
-    stall: 408 when no chunk has come for ``timeout`` s (None: no limit)."""
+@contextlib.contextmanager
+def stall_limit(timeout: float | None) -> Iterator[Callable[[], None]]:
+    """For a body that may take long in all (an upload of hundreds of MB) but must not pause: call
+    the function this gives as each chunk arrives; 408 when none has come for ``timeout`` s (None:
+    no limit). The timer ends with the block, whatever ends it."""
     with _Deadline(timeout) as deadline:
         try:
-            async for chunk in chunks:
-                deadline.restart()
-                yield chunk
+            yield deadline.restart
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise

@@ -33,7 +33,7 @@ async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | 
                        limit: int, idle_timeout: float | None = None) -> dict[str, Any]:
     """Stream the body to a temporary file in the store, validate it, and publish it as an artifact;
     408 when no byte of it has come for ``idle_timeout`` s (it may take longer in all)."""
-    from dk.serve.bodies import idle_limited
+    from dk.serve.bodies import stall_limit
 
     check_name(name)
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
@@ -44,8 +44,9 @@ async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | 
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(part, "wb") as fh:
-            async for chunk in idle_limited(chunks, idle_timeout):
+        with open(part, "wb") as fh, stall_limit(idle_timeout) as arrived:
+            async for chunk in chunks:
+                arrived()
                 size += len(chunk)
                 if size > limit:
                     raise HttpError(413, f"model exceeds the upload limit of {limit} bytes")
