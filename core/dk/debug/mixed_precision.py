@@ -10,6 +10,7 @@ written to ``--out``, and its manifest records the float nodes and the measured 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -143,6 +144,13 @@ def record_in_manifest(folder: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, manifest_path)
 
 
+#: Interleaved rounds of the speed measurement, the least time each engine gets per round, and a
+#: cap on calls per round for very fast engines.
+ROUNDS = 9
+ROUND_SECONDS = 0.05
+MAX_CALLS_PER_ROUND = 2000
+
+
 def measure_speed(plugin: str, opts: pipeline.BuildOptions, artifacts: dict[str, Any], x: np.ndarray,
                   calls: int) -> dict[str, Any]:
     """Median latency of each artifact on one batch, measured in interleaved rounds, and the speed-ups
@@ -154,12 +162,18 @@ def measure_speed(plugin: str, opts: pipeline.BuildOptions, artifacts: dict[str,
     try:
         feeds = next(pipeline.batches(next(iter(engines.values())), x, size=1))[1]
         times: dict[str, list[float]] = {k: [] for k in engines}
+        slowest = 0.0
         for engine in engines.values():
             for _ in range(5):
+                start = time.perf_counter()
                 engine.infer(feeds)
-        for _ in range(5):  # rounds, interleaved so load changes hit every engine alike
+            slowest = max(slowest, time.perf_counter() - start)
+        # at least ROUND_SECONDS per engine and round: a tiny model's 30 us calls, 10 at a time,
+        # measured the scheduler more than the engines (0.52x-0.92x for one artifact)
+        per_round = max(1, calls // ROUNDS, min(MAX_CALLS_PER_ROUND, math.ceil(ROUND_SECONDS / max(slowest, 1e-6))))
+        for _ in range(ROUNDS):  # rounds, interleaved so load changes hit every engine alike
             for key, engine in engines.items():
-                for _ in range(max(1, calls // 5)):
+                for _ in range(per_round):
                     start = time.perf_counter()
                     engine.infer(feeds)
                     times[key].append(time.perf_counter() - start)
