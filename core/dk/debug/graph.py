@@ -138,7 +138,10 @@ def _clip_bounds(model: "onnx.ModelProto", clip: Any) -> tuple[float | None, flo
         if not name:
             bounds.append(None)
         elif name in constants:
-            value = numpy_helper.to_array(constants[name])
+            try:
+                value = numpy_helper.to_array(constants[name])
+            except Exception:  # noqa: BLE001 - data left outside the file (external, cleared): not known here
+                return None
             if value.size != 1:
                 return None
             bounds.append(float(value.reshape(())))
