@@ -108,6 +108,9 @@ def _clamps(model: "onnx.ModelProto") -> dict[str, tuple[float | None, float | N
             if name:
                 uses.setdefault(name, []).append(node)
     outputs = {o.name for o in graph.output}
+    constants = {i.name: i for i in graph.initializer}
+    constants.update({n.output[0]: n.attribute[0].t for n in graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     clamps: dict[str, tuple[float | None, float | None]] = {}
     for tensor, users in uses.items():
         if len(users) != 1 or tensor in outputs or users[0].input[0] != tensor:
@@ -116,23 +119,21 @@ def _clamps(model: "onnx.ModelProto") -> dict[str, tuple[float | None, float | N
         if user.op_type == "Relu":
             clamps[tensor] = (0.0, None)
         elif user.op_type == "Clip":
-            bounds = _clip_bounds(model, user)
+            bounds = _clip_bounds(user, constants)
             if bounds is not None:
                 clamps[tensor] = bounds
     return clamps
 
 
-def _clip_bounds(model: "onnx.ModelProto", clip: Any) -> tuple[float | None, float | None] | None:
-    """A Clip's (min, max), None for an absent bound; None when a bound is not a constant."""
+def _clip_bounds(clip: Any, constants: dict[str, Any]) -> tuple[float | None, float | None] | None:
+    """A Clip's (min, max), None for an absent bound; None when a bound is not one of ``constants``
+    (initializers and Constant outputs, by name)."""
     import onnx
     from onnx import numpy_helper
 
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in clip.attribute}
     if "min" in attributes or "max" in attributes:  # opset < 11
         return attributes.get("min"), attributes.get("max")
-    constants = {i.name: i for i in model.graph.initializer}
-    constants.update({n.output[0]: n.attribute[0].t for n in model.graph.node
-                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     bounds: list[float | None] = []
     for name in (list(clip.input[1:3]) + ["", ""])[:2]:
         if not name:

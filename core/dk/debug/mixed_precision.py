@@ -162,7 +162,7 @@ def measure_speed(plugin: str, opts: pipeline.BuildOptions, artifacts: dict[str,
     try:
         feeds = next(pipeline.batches(next(iter(engines.values())), x, size=1))[1]
         times: dict[str, list[float]] = {k: [] for k in engines}
-        slowest = 0.0
+        slowest = 0.0  # the slowest engine's call, from the last of its warm-up calls
         for engine in engines.values():
             for _ in range(5):
                 start = time.perf_counter()

@@ -4,9 +4,8 @@ decompressed with the limit applied to the decompressed size (a zip bomb stops a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import zlib
-from typing import AsyncIterator, Callable, Iterator
+from typing import AsyncIterator, Callable
 
 from dk.serve.limits import HttpError
 
@@ -46,21 +45,15 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
     inflate = decompressor(encoding)
     parts = bytearray()  # grown chunk by chunk: no join of a large body at the end
     state = {"received": 0, "produced": 0}
-    with _Deadline(timeout) as deadline:
-        try:
-            async for chunk in chunks:
-                state["received"] += len(chunk)
-                if state["received"] > limit:
-                    raise HttpError(413, f"request body exceeds the limit of {limit} bytes")
-                if inflate is not None:
-                    _inflate(inflate, chunk, parts, state, limit)
-                else:
-                    parts += chunk
-        except asyncio.CancelledError:
-            if not deadline.expired:
-                raise
-            deadline.uncancel()
-            raise body_too_slow(timeout) from None
+    with _Deadline(timeout, body_too_slow):
+        async for chunk in chunks:
+            state["received"] += len(chunk)
+            if state["received"] > limit:
+                raise HttpError(413, f"request body exceeds the limit of {limit} bytes")
+            if inflate is not None:
+                _inflate(inflate, chunk, parts, state, limit)
+            else:
+                parts += chunk
     if inflate is not None:
         _finish(inflate, parts, state, limit, encoding)
     return parts
@@ -75,23 +68,17 @@ async def _read_into_buffer(chunks: AsyncIterator[bytes], length: int, limit: in
     else:
         buffer, view = None, aligned_buffer(length, align_at)
     received = 0
-    with _Deadline(timeout) as deadline:
-        try:
-            async for chunk in chunks:
-                end = received + len(chunk)
-                if end > length:  # more than declared: only a broken client or server does this
-                    raise HttpError(413 if end > limit else 400,
-                                    f"request body is longer than its Content-Length {length}")
-                if view is None:
-                    buffer += chunk
-                else:
-                    view[received:end] = chunk
-                received = end
-        except asyncio.CancelledError:
-            if not deadline.expired:
-                raise
-            deadline.uncancel()
-            raise body_too_slow(timeout) from None
+    with _Deadline(timeout, body_too_slow):
+        async for chunk in chunks:
+            end = received + len(chunk)
+            if end > length:  # more than declared: only a broken client or server does this
+                raise HttpError(413 if end > limit else 400,
+                                f"request body is longer than its Content-Length {length}")
+            if view is None:
+                buffer += chunk
+            else:
+                view[received:end] = chunk
+            received = end
     if received != length:
         raise HttpError(400, f"request body ended after {received} of its {length} declared bytes")
     return buffer if align_at is None else view
@@ -111,20 +98,11 @@ def aligned_buffer(length: int, align_at: int) -> memoryview:
     return memoryview(array)[start: start + length]
 
 
-@contextlib.contextmanager
-def stall_limit(timeout: float | None) -> Iterator[Callable[[], None]]:
-    """For a body that may take long in all (an upload of hundreds of MB) but must not pause: call
-    the function this gives as each chunk arrives; 408 when none has come for ``timeout`` s (None:
-    no limit). The timer ends with the block, whatever ends it."""
-    with _Deadline(timeout) as deadline:
-        try:
-            yield deadline.restart
-        except asyncio.CancelledError:
-            if not deadline.expired:
-                raise
-            deadline.uncancel()
-            raise HttpError(408, f"the request body stalled: no byte came for {timeout:g} s; send it without pauses") \
-                from None
+def stall_limit(timeout: float | None) -> "_Deadline":
+    """For a body that may take long in all (an upload of hundreds of MB) but must not pause: a
+    deadline to ``restart()`` as each chunk arrives; 408 when none has come for ``timeout`` s (None:
+    no limit). Its timer ends with the block, whatever ends it."""
+    return _Deadline(timeout, body_stalled)
 
 
 def body_too_slow(timeout: float) -> HttpError:
@@ -132,12 +110,19 @@ def body_too_slow(timeout: float) -> HttpError:
     return HttpError(408, f"the request body did not arrive within {timeout:g} s; send it at once")
 
 
-class _Deadline:
-    """Cancels the current task after ``seconds`` (None: never); ``expired`` tells that cancel from
-    others. One timer per request (``asyncio.timeout`` needs Python 3.11)."""
+def body_stalled(timeout: float) -> HttpError:
+    """The 408 for a body of which no byte came for ``timeout`` seconds."""
+    return HttpError(408, f"the request body stalled: no byte came for {timeout:g} s; send it without pauses")
 
-    def __init__(self, seconds: float | None):
+
+class _Deadline:
+    """Cancels the current task after ``seconds`` (None: never) and turns that cancel, not others,
+    into ``error(seconds)`` as the block ends. One timer per request (``asyncio.timeout`` needs
+    Python 3.11); ``restart`` counts the seconds from now again."""
+
+    def __init__(self, seconds: float | None, error: Callable[[float], HttpError]):
         self.seconds = seconds
+        self.error = error
         self.expired = False
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
@@ -158,13 +143,13 @@ class _Deadline:
         self.expired = True
         self._task.cancel()
 
-    def uncancel(self) -> None:
-        if hasattr(self._task, "uncancel"):
-            self._task.uncancel()
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._handle is not None:
             self._handle.cancel()
+        if exc_type is asyncio.CancelledError and self.expired:
+            if hasattr(self._task, "uncancel"):
+                self._task.uncancel()
+            raise self.error(self.seconds) from None
 
 
 def _inflate(inflate: "zlib._Decompress", data: bytes, parts: bytearray, state: dict, limit: int) -> None:

@@ -44,9 +44,9 @@ async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | 
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(part, "wb") as fh, stall_limit(idle_timeout) as arrived:
+        with open(part, "wb") as fh, stall_limit(idle_timeout) as deadline:
             async for chunk in chunks:
-                arrived()
+                deadline.restart()
                 size += len(chunk)
                 if size > limit:
                     raise HttpError(413, f"model exceeds the upload limit of {limit} bytes")
