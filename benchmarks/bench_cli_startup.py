@@ -15,6 +15,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from _cli import parse_args
+
 RUNS = 20
 COMMANDS = {"dk --help": ["--help"], "dk doctor": ["doctor"], "dk doctor --json": ["doctor", "--json"]}
 
@@ -43,4 +45,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

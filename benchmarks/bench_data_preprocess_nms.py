@@ -22,6 +22,8 @@ from dk.vision.detection import DetectionConfig, detect
 from dk.vision.metrics import detection_map
 from dk.vision.preprocessing import PreprocessSpec, preprocess
 
+from _cli import parse_args
+
 TRIALS = 15
 
 
@@ -69,4 +71,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

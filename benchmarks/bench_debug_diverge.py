@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from _cli import parse_args  # noqa: E402
 from _ort_common import machine, record, resnet18_onnx  # noqa: E402
 
 ROUNDS = 2
@@ -103,4 +104,5 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[dict, float, float]:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _cli import parse_args  # noqa: E402
 from _ort_common import machine, record, resnet18_onnx  # noqa: E402
 
 IMAGES, KEEP, CALIB = 512, 64, 16
@@ -82,4 +83,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _cli import parse_args
 from _harness_common import record
 from _ort_common import machine, resnet18_onnx
 from dk import api
@@ -73,4 +74,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

@@ -10,12 +10,12 @@ Results: results/bench_ort_int8.json and a line in README.md.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from _cli import parse_args
 from _ort_common import interleaved, machine, median, record, resnet18_onnx
 from dk import api
 from dk.default_model import load_split
@@ -32,8 +32,8 @@ def accuracy(artifact) -> float:
         return float((engine.infer({"input": x})["logits"].argmax(1) == y).mean())
 
 
-def main() -> None:
-    variants = VARIANTS if "--variants" in sys.argv else {}
+def main(with_variants: bool = False) -> None:
+    variants = VARIANTS if with_variants else {}
     rng = np.random.default_rng(0)
     images = rng.standard_normal((CALIBRATION_IMAGES, 3, 224, 224), dtype=np.float32)
 
@@ -86,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args(__doc__, ("--variants", "also time the other quantization settings tried")).variants)

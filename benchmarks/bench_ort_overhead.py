@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _cli import parse_args
 from _ort_common import interleaved, machine, median, record, resnet18_onnx
 from dk import api
 from dk.sources import parse_model_arg
@@ -66,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cli import parse_args
 from _harness_common import record
 from _machine import machine
 from dk.bench.execution import new_document
@@ -94,4 +95,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse_args(__doc__)
     main()

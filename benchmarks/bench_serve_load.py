@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _cli import benchmark_parser  # noqa: E402
 from _machine import machine, named  # noqa: E402
 from tests.core.test_serve_malformed import MAX_BODY, malformed_requests  # noqa: E402
 from tests.core.test_serve_support import infer_body  # noqa: E402
@@ -182,4 +183,6 @@ def main(total: int = 10_000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("total", type=int, nargs="?", default=10_000, help="malformed requests to send (default 10000)")
+    main(parser.parse_args().total)

@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _cli import parse_args  # noqa: E402
 from bench_serve_load import record, start_worker, stop_worker  # noqa: E402
 from _machine import machine  # noqa: E402
 from dk import api  # noqa: E402
@@ -364,4 +365,4 @@ def isa() -> str:
 
 
 if __name__ == "__main__":
-    main(profile="--profile" in sys.argv[1:])
+    main(profile=parse_args(__doc__, ("--profile", "also record the worker's per-stage trace (DK_SERVE_TRACE)")).profile)

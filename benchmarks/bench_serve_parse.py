@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from _cli import parse_args  # noqa: E402
 from bench_serve_load import record, start_worker, stop_worker  # noqa: E402
 from _machine import machine  # noqa: E402
 from dk.serve.limits import HttpError  # noqa: E402
@@ -100,9 +101,9 @@ def health_while_parsing(body: bytes) -> dict:
             "max_at_s": worst_at}
 
 
-def main() -> None:
+def main(health_only: bool = False) -> None:
     rows = []
-    if "--health-only" in sys.argv:
+    if health_only:
         print(health_while_parsing(bodies(SIZES[-1])["deep_then_escaped_quotes"]))
         return
     for size in SIZES:
@@ -134,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args(__doc__, ("--health-only", "only the liveness probes during the largest worst-case body")).health_only)
