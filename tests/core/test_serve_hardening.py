@@ -354,6 +354,22 @@ def test_oversized_headers_get_431():
         assert status == 200
 
 
+def test_a_header_line_that_never_ends_gets_431_without_waiting_for_the_timeout():
+    """httptools hands a header on only when its line ends: the unparsed bytes are limited too."""
+    with ServerThread(make_app(header_timeout_s=HANG_GUARD_S)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Long: ")
+            try:
+                for _ in range(64):  # 4 MiB at most; the server answers after about 64 KiB
+                    sock.sendall(b"a" * (64 << 10))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it answered and closed while we were still sending
+            status, headers, body = _read_response(sock)
+        assert (status, headers["connection"]) == (431, "close")
+        assert json.loads(body) == {"error": "request line and headers exceed 65536 bytes"}
+        assert _raw(server.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
 def test_cli_options_reach_the_protocol(monkeypatch):
     pytest.importorskip("onnxruntime")
     from click.testing import CliRunner

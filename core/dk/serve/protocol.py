@@ -106,6 +106,9 @@ class DkHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = WriteCombiner(transport, self.loop)  # type: ignore[assignment]
         self._header_timer: asyncio.TimerHandle | None = None
+        self._in_headers = False  # from a request's first byte to the end of its headers
+        self._headers_done = 0  # requests whose headers were parsed on this connection
+        self._unparsed_header_bytes = 0
         if self.max_connections is not None and len(self.connections) > self.max_connections:
             self.logger.warning("refused a connection: %d open, the limit is %d", len(self.connections) - 1,
                                 self.max_connections)
@@ -132,9 +135,23 @@ class DkHttpProtocol(HttpToolsProtocol):
             self.transport.write(error_bytes(status, message))
             self.transport.close()
 
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, and a limit on header bytes that have not been parsed yet: httptools hands a
+        header on only once its line ends, so a line that never ends would otherwise grow without
+        bound. A read that was all headers (headers under way before and after it, none finished
+        within it) counts whole."""
+        was_in_headers, done = self._in_headers, self._headers_done
+        super().data_received(data)
+        if was_in_headers and self._in_headers and self._headers_done == done:
+            self._unparsed_header_bytes += len(data)
+            if self._unparsed_header_bytes > MAX_HEADER_BYTES:
+                self._headers_too_large = True
+                self.send_400_response("request headers too large")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
+        self._header_bytes = self._unparsed_header_bytes = 0
+        self._in_headers = True
         self._arm_header_timer()
         if trace.ENABLED:
             trace.stamp(self.scope, trace.BEGIN)  # the request's first byte
@@ -154,6 +171,8 @@ class DkHttpProtocol(HttpToolsProtocol):
             raise ValueError("request headers too large")  # httptools stops parsing: send_400_response
 
     def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._headers_done += 1
         self._disarm_header_timer()
         if trace.ENABLED:
             trace.stamp(self.scope, trace.HEADERS)
