@@ -129,6 +129,21 @@ def test_fast_path_errors_are_the_asgi_ones_and_keep_the_connection(accepted, pa
     assert "connection" not in got[1] and after[0] == 200
 
 
+@pytest.mark.parametrize("second", ["same", "other"])
+def test_an_inference_header_length_given_twice_is_refused(accepted, second):
+    """Whichever value a path would read (the first, the last), two of them are a 400."""
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    head, _, body = binary_request(x).partition(b"\r\n\r\n")
+    length = int(head.split(b"Inference-Header-Content-Length: ")[1].split(b"\r\n")[0])
+    twice = head + b"\r\nInference-Header-Content-Length: %d\r\n\r\n" % (length if second == "same" else length - 1)
+    with ServerThread(make_app()) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(twice + body)
+        status, _, answer = _read_response(sock)
+    assert accepted == [None]  # not the fast path: the ASGI way names the problem
+    assert (status, json.loads(answer)) == (400, {"error": "Inference-Header-Content-Length is given 2 times; send it once"})
+
+
 def _metric(port: int, endpoint: str, code: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")

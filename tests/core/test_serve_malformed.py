@@ -79,7 +79,8 @@ def malformed_requests(seed: int = 0) -> Iterator[tuple[str, str, Any, dict]]:
     # binary extension with wrong sizes
     x = np.zeros((1, 1, 8, 8), np.float32)
     for size, extra, header_len in ((255, 0, None), (257, 0, None), (256, -1, None), (256, 5, None), (-256, 0, None),
-                                    ("256", 0, None), (256, 0, "abc"), (256, 0, "999999"), (256, 0, "-5"), (0, 0, None)):
+                                    ("256", 0, None), (256, 0, "abc"), (256, 0, "999999"), (256, 0, "-5"), (0, 0, None),
+                                    (256, 0, "\u00b2"), (256, 0, "9" * 5000)):
         head = json.dumps({"inputs": [_tensor(data=..., parameters={"binary_data_size": size})]}).encode()
         blob = x.tobytes()
         blob = blob[:extra] if extra < 0 else blob + b"\x00" * extra

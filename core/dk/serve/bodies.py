@@ -7,7 +7,7 @@ import asyncio
 import zlib
 from typing import AsyncIterator, Callable
 
-from dk.serve.limits import HttpError
+from dk.serve.limits import HttpError, byte_count
 
 #: Content-Encoding -> zlib ``wbits`` (gzip framing; deflate is the zlib format, as HTTP and Triton mean it).
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -34,14 +34,15 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
     byte ``align_at`` (the start of binary tensors, when given) is 64-byte aligned: tensors are
     views of it, one copy in all, and no join of a large body blocks the event loop.
     """
-    if (encoding or "").strip().lower() in ("", "identity") and declared is not None and declared.strip().isdigit() \
-            and int(declared) <= limit and (align_at is None or align_at <= int(declared)):
-        return await _read_into_buffer(chunks, int(declared), limit, timeout, align_at)
+    length = byte_count(declared)
+    if (encoding or "").strip().lower() in ("", "identity") and length is not None and length <= limit \
+            and (align_at is None or align_at <= length):
+        return await _read_into_buffer(chunks, length, limit, timeout, align_at)
     if declared is not None:
-        if not declared.strip().isdigit():
+        if length is None:
             raise HttpError(400, f"Content-Length {declared[:40]!r} is not a number")
-        if int(declared) > limit:
-            raise HttpError(413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+        if length > limit:
+            raise HttpError(413, f"request body of {length} bytes exceeds the limit of {limit} bytes")
     inflate = decompressor(encoding)
     parts = bytearray()  # grown chunk by chunk: no join of a large body at the end
     state = {"received": 0, "produced": 0}

@@ -24,8 +24,9 @@ import httptools
 from dk.serve import handlers
 from dk.serve.bodies import aligned_buffer
 from dk.serve.infer_route import INFER_LABEL, INFER_PATH, VERSIONED_INFER_LABEL
+from dk.serve.limits import byte_count
 from dk.serve.responses import dumps, error_reply
-from dk.serve.tensors import BINARY_HEADER
+from dk.serve.tensors import BINARY_HEADER_BYTES
 
 if TYPE_CHECKING:
     from dk.serve.worker import Worker
@@ -75,15 +76,17 @@ class FastInfer:
             if key == b"content-length":
                 length = value
             elif key == BINARY_HEADER_BYTES:
+                if header is not None:
+                    return None  # given twice: the ASGI route says what is wrong with that
                 header = value
             elif key in _NOT_FAST:
                 return None
-        if length is None or header is None or not length.isdigit() or not header.isdigit() \
-                or int(header) > int(length) or int(length) > worker.config.max_body:
+        body_bytes, json_bytes = byte_count(length), byte_count(header)
+        if body_bytes is None or json_bytes is None or json_bytes > body_bytes or body_bytes > worker.config.max_body:
             return None
         name, version = match.groups()
         label = INFER_LABEL if version is None else VERSIONED_INFER_LABEL
-        return cls(worker, label, name, version, int(length), header.decode("latin-1"), keep_alive, scope)
+        return cls(worker, label, name, version, body_bytes, header.decode("latin-1"), keep_alive, scope)
 
     def feed(self, chunk: bytes) -> None:
         """A piece of the body (llhttp stops at the Content-Length: it never overruns)."""
@@ -116,6 +119,5 @@ class FastInfer:
         return status, content, headers
 
 
-BINARY_HEADER_BYTES = BINARY_HEADER.encode()
 #: Headers that send a request the ASGI way (the fast path reads an identity body of known length).
 _NOT_FAST = frozenset({b"content-encoding", b"transfer-encoding", b"expect"})

@@ -14,9 +14,9 @@ from dk.serve import trace
 from dk.serve.bodies import read_limited
 from dk.serve.classification import top_classes
 from dk.serve.images import image_to_tensor
-from dk.serve.limits import HttpError
+from dk.serve.limits import HttpError, byte_count
 from dk.serve.responses import json_response
-from dk.serve.tensors import BINARY_HEADER, datatype_of, decode_request, encode_response, oip_shape
+from dk.serve.tensors import BINARY_HEADER_BYTES, datatype_of, decode_request, encode_response, oip_shape
 from dk.serve.upload import open_uploaded, store_upload
 from dk.serve.worker import MODEL_VERSION, Worker
 
@@ -126,9 +126,11 @@ async def infer(worker: Worker, request: Any) -> Any:
     worker.require_model(request.path_params["name"], request.path_params.get("version"))
     runner = worker.require_ready()
     start = time.perf_counter()
-    header = request.headers.get(BINARY_HEADER)
-    binary_at = int(header) if header is not None and header.isdigit() else None
-    body = await read_body(worker, request, align_at=binary_at)
+    given = [v.decode("latin-1") for k, v in request.scope["headers"] if k == BINARY_HEADER_BYTES]
+    if len(given) > 1:
+        raise HttpError(400, f"Inference-Header-Content-Length is given {len(given)} times; send it once")
+    header = given[0] if given else None
+    body = await read_body(worker, request, align_at=byte_count(header))
     content, headers = await answer_infer(worker, runner, body, header, start, request.scope)
     from starlette.responses import Response
 
@@ -142,7 +144,7 @@ async def answer_infer(worker: Worker, runner: Any, body: bytes | bytearray | me
     protocol's fast path (:mod:`dk.serve.fast_infer`)."""
     received = time.perf_counter()
     config = worker.config
-    json_bytes = int(header) if header is not None and header.isdigit() else len(body)
+    json_bytes = len(body) if byte_count(header) is None else byte_count(header)
     if json_bytes > JSON_OFFLOAD_BYTES:
         decoded = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
             decode_request, body, header, runner.engine.inputs, max_depth=config.max_json_depth,

@@ -1,4 +1,4 @@
-"""Defences applied before any parsing: the error type, JSON depth (linear), declared shapes."""
+"""Defences applied before any parsing: the error type, length headers, JSON depth (linear), declared shapes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = scrub(message)
+
+
+def byte_count(value: str | bytes | None) -> int | None:
+    """A length header's value (Content-Length, Inference-Header-Content-Length) as a number, or
+    None when it is absent or not 1 to 18 ASCII digits (``str.isdigit`` also takes "²", which
+    ``int`` refuses, and ``int`` refuses over 4300 digits)."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if 0 < len(text) <= 18 and text.isascii() and text.isdigit() else None
 
 
 def scrub(text: str, limit: int = 500) -> str:

@@ -15,12 +15,13 @@ import attrs
 import numpy as np
 
 from dk.serve.jsonpieces import MARKER, cut_data_arrays, parse_numbers
-from dk.serve.limits import HttpError, check_depth, check_shape, element_count
+from dk.serve.limits import HttpError, byte_count, check_depth, check_shape, element_count
 from dk.serve.oip import DATATYPES, NUMPY_TO_DATATYPE, NonFiniteError, encode_tensor
 from dk.serve.responses import dumps
 from dk.specs import TensorSpec
 
 BINARY_HEADER = "inference-header-content-length"
+BINARY_HEADER_BYTES = BINARY_HEADER.encode()  # as in an ASGI scope's headers
 #: OIP datatype -> (numpy dtype, its little-endian wire dtype), made once.
 _DTYPES = {k: (np.dtype(v), np.dtype(v).newbyteorder("<")) for k, v in DATATYPES.items()}
 MAX_TENSORS = 64
@@ -79,10 +80,10 @@ def decode_request(body: bytes | bytearray | memoryview, header_length: str | No
     """
     binary = memoryview(b"")
     if header_length is not None:
-        if not header_length.strip().isdigit() or int(header_length) > len(body):
+        split = byte_count(header_length)
+        if split is None or split > len(body):
             raise HttpError(400, f"Inference-Header-Content-Length {header_length[:40]!r} is not a length "
                                  f"within the {len(body)}-byte body")
-        split = int(header_length)
         body, binary = bytes(body[:split]), memoryview(body)[split:]
     elif isinstance(body, memoryview):
         body = bytes(body)

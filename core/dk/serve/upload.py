@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from dk.errors import ModelError
-from dk.serve.limits import HttpError
+from dk.serve.limits import HttpError, byte_count
 from dk.serve.worker import ModelInfo
 
 UPLOAD_PLUGIN = "uploads"
@@ -36,8 +36,9 @@ async def store_upload(name: str, chunks: AsyncIterator[bytes], declared: str | 
     from dk.serve.bodies import stall_limit
 
     check_name(name)
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise HttpError(413, f"model of {int(declared)} bytes exceeds the upload limit of {limit} bytes")
+    length = byte_count(declared)
+    if length is not None and length > limit:
+        raise HttpError(413, f"model of {length} bytes exceeds the upload limit of {limit} bytes")
     root = (Path(store) / UPLOAD_PLUGIN).resolve()
     root.mkdir(parents=True, exist_ok=True)
     part = root / f".upload-{uuid.uuid4().hex}.part"
