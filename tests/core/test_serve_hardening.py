@@ -112,7 +112,7 @@ def test_non_finite_json_input_is_refused(literal):
     error = json.loads(answer)["error"]
     assert status == 400
     if "e999" in literal:
-        assert error.startswith("input 'input': data holds a number out of range (such as 1e999)")
+        assert error.startswith("input 'input': data holds a number out of FP32's range (such as 1e999)")
     else:
         assert error.startswith(f"JSON holds {literal}, which is not a JSON number")
 
@@ -323,7 +323,7 @@ def test_large_json_tensors_are_parsed_in_pieces_with_the_same_result(monkeypatc
     flat = _big_json(x, False)
     cut = flat.index(b",", len(flat) // 2)
     for token, error in ((b"NaN", "JSON holds NaN, which is not a JSON number"),
-                         (b"1e999", "input 'input': data holds a number out of range (such as 1e999)"),
+                         (b"1e999", "input 'input': data holds a number out of FP32's range (such as 1e999)"),
                          (b".5", "input 'input': data is not a (nested) list of FP32 numbers"),
                          (b"[1]", "input 'input': data holds 64001 values, shape [1000, 1, 8, 8] needs 64000")):
         with pytest.raises(HttpError) as info:

@@ -23,18 +23,24 @@ PIECE = 1 << 18
 #: The object that stands for a cut-out array: ``{MARKER: index}``.
 MARKER = "\u0000dk-data"
 _KEY = b'"data"'
+_NUL_ESCAPE = b"\\u0000"
 _SEPARATORS = bytes.maketrans(b"[]", b"  ")
 _NOT_NUMBERS = np.zeros(256, dtype=bool)
 _NOT_NUMBERS[[ord(c) for c in '"{}:']] = True
 
 
 def cut_data_arrays(body: bytes | bytearray) -> tuple[bytes, list[memoryview]]:
-    """(the document with each ``"data": [...]`` array replaced by a marker, the arrays' bytes)."""
+    """(the document with each ``"data": [...]`` array replaced by a marker, the arrays' bytes).
+
+    A body that could spell the marker itself (its NUL can only be written ``\\u0000`` in JSON) is
+    left whole, so that a marker in the document is always one of ours."""
+    if _find(body, _NUL_ESCAPE, 0) >= 0:
+        return bytes(body), []
     view = memoryview(body)
     parts: list[bytes] = []
     arrays: list[memoryview] = []
     pos = copied = 0
-    while (found := _find(body, pos)) >= 0:
+    while (found := _find(body, _KEY, pos)) >= 0:
         pos = found + len(_KEY)
         if _escaped(body, found):
             continue
@@ -81,10 +87,10 @@ def parse_numbers(array: memoryview, name: str, datatype: str, on_constant: Call
     return np.concatenate(values) if values else np.zeros(0)
 
 
-def _find(body: bytes | bytearray, pos: int) -> int:
-    """``body.find(_KEY, pos)``, searched a piece at a time."""
+def _find(body: bytes | bytearray, key: bytes, pos: int) -> int:
+    """``body.find(key, pos)``, searched a piece at a time (the GIL free between pieces)."""
     while pos < len(body):
-        hit = body.find(_KEY, pos, pos + PIECE + len(_KEY))
+        hit = body.find(key, pos, pos + PIECE + len(key))
         if hit >= 0:
             return hit
         pos += PIECE

@@ -56,7 +56,7 @@ class EngineRunner:
         outputs, start, end = await self._timed(feeds)
         total = time.perf_counter() - submitted
         return outputs, Timing(queue_ms=(total - (end - start)) * 1e3, infer_ms=(end - start) * 1e3,
-                               engine_start=start, engine_end=end)
+                               batch=_batch_of(feeds), engine_start=start, engine_end=end)
 
     async def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
         """One engine call: (outputs, seconds spent inside ``engine.infer``)."""

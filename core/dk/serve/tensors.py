@@ -25,6 +25,7 @@ BINARY_HEADER_BYTES = BINARY_HEADER.encode()  # as in an ASGI scope's headers
 #: OIP datatype -> (numpy dtype, its little-endian wire dtype), made once.
 _DTYPES = {k: (np.dtype(v), np.dtype(v).newbyteorder("<")) for k, v in DATATYPES.items()}
 MAX_TENSORS = 64
+_JSON_KINDS = {dict: "an object", list: "an array", bool: "true/false", int: "a number", float: "a number"}
 #: JSON bodies larger than this have their ``data`` arrays parsed in pieces (the GIL free between).
 PIECEWISE_BYTES = 1 << 20
 
@@ -115,8 +116,9 @@ def decode_request(body: bytes | bytearray | memoryview, header_length: str | No
     outputs = doc.get("outputs")
     requested, binary_out, overrides, classes = _requested_outputs(outputs, params)
     request_id = doc.get("id")
-    return InferRequest(str(request_id)[:128] if request_id is not None else None, inputs, binary_out, requested,
-                        overrides, classes)
+    if request_id is not None and not isinstance(request_id, str):
+        raise HttpError(400, f"'id' must be a string (it is echoed in the response), not {_JSON_KINDS[type(request_id)]}")
+    return InferRequest(request_id, inputs, binary_out, requested, overrides, classes)
 
 
 def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryview, offset: int,
@@ -129,6 +131,8 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryvie
         raise HttpError(400, f"unknown input {name[:64]!r}; the model expects {', '.join(map(repr, by_name))}")
     datatype = raw.get("datatype")
     expected = datatype_of(spec.dtype)
+    if datatype is None:
+        raise HttpError(400, f"input {name!r} has no 'datatype'; the model expects {expected}")
     if datatype != expected:
         raise HttpError(400, f"input {name!r} has datatype {str(datatype)[:16]!r}, the model expects {expected}")
     dtype, wire = _DTYPES[datatype]
@@ -157,15 +161,38 @@ def _decode_input(raw: Any, by_name: Mapping[str, TensorSpec], binary: memoryvie
         parsed = np.asarray(data)
         if parsed.dtype.kind not in "biuf":
             raise TypeError(parsed.dtype)
-        array = parsed.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError):
         raise HttpError(400, f"input {name!r}: data is not a (nested) list of {datatype} numbers") from None
-    if parsed.dtype.kind == "f" and not np.isfinite(parsed).all():
-        raise HttpError(400, f"input {name!r}: data holds a number out of range (such as 1e999), which would be "
-                             "Infinity; send finite numbers, or a binary tensor for NaN and Infinity")
+    array = _as_datatype(parsed, dtype, name, datatype)
     if array.size != count:
         raise HttpError(400, f"input {name!r}: data holds {array.size} values, shape {list(shape)} needs {count}")
     return array.reshape(shape), 0
+
+
+def _as_datatype(parsed: np.ndarray, dtype: np.dtype, name: str, datatype: str) -> np.ndarray:
+    """JSON values as the input's dtype, or 400 where the cast would change them: BOOL takes true
+    and false only, integers whole numbers within their range, floats finite numbers that stay
+    finite (1e39 is Infinity in FP32). A cast that wraps or truncates would feed the model values
+    the client never sent."""
+    kind, problem = parsed.dtype.kind, None
+    if kind == "b" and dtype.kind != "b":
+        problem = f"data holds true/false; {datatype} takes numbers"
+    elif dtype.kind == "b" and kind != "b":
+        problem = "data holds numbers; BOOL takes true and false"
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if kind == "f" and not np.array_equal(parsed, np.trunc(parsed)):
+            problem = f"data holds a number with a fraction; {datatype} takes whole numbers"
+        elif parsed.size and (parsed.min() < info.min or parsed.max() > info.max):
+            problem = f"data holds a number outside {datatype}'s range {info.min} to {info.max}"
+    with np.errstate(over="ignore"):  # an overflow to Infinity is refused just below
+        array = parsed.astype(dtype, copy=False) if problem is None else parsed
+    if problem is None and dtype.kind == "f" and not np.isfinite(array).all():
+        problem = (f"data holds a number out of {datatype}'s range (such as 1e999), which would be Infinity; "
+                   "send finite numbers, or a binary tensor for NaN and Infinity")
+    if problem is not None:
+        raise HttpError(400, f"input {name!r}: {problem}")
+    return array
 
 
 def _check_against_spec(name: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
@@ -179,11 +206,13 @@ def _requested_outputs(outputs: Any, params: Mapping[str, Any]) \
     """Requested output names, the request's default ``binary_data_output``, each output's own
     ``binary_data`` where it says (Triton's binary extension: the output's setting wins), and the
     top-k of outputs that ask for the classification extension (``parameters.classification``)."""
-    binary = params.get("binary_data_output") is True
+    binary = params.get("binary_data_output", False)
+    if not isinstance(binary, bool):
+        raise HttpError(400, f"parameters.binary_data_output must be true or false, not {str(binary)[:20]}")
     if "classification" in params:
         raise HttpError(400, "'classification' is a parameter of an output, not of the request: "
                              "put it in outputs[i].parameters")
-    if outputs is None:
+    if outputs is None or outputs == []:  # absent or empty: every output (as Triton)
         return None, binary, {}, {}
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                 for o in outputs):
@@ -191,7 +220,10 @@ def _requested_outputs(outputs: Any, params: Mapping[str, Any]) \
     overrides, classes = {}, {}
     for o in outputs:
         p = o.get("parameters")
-        if isinstance(p, dict) and isinstance(p.get("binary_data"), bool):
+        if isinstance(p, dict) and "binary_data" in p:
+            if not isinstance(p["binary_data"], bool):
+                raise HttpError(400, f"output {o['name'][:64]!r}: binary_data must be true or false, "
+                                     f"not {str(p['binary_data'])[:20]}")
             overrides[o["name"]] = p["binary_data"]
         if isinstance(p, dict) and "classification" in p:
             k = p["classification"]
