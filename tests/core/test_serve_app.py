@@ -95,6 +95,34 @@ def test_inference_takes_an_image_like_curl_data_binary(kind):
     assert len(top) == 5 and top[0]["label"] == str(top[0]["class"])
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG declaring ``width`` x ``height`` RGB pixels whose data holds one row's worth at most."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 25)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("size, cut, status, message", [
+    ((100_000, 100_000), None, 413, "image exceeds the limit of 40000000 pixels"),  # PIL's own bomb check first
+    ((10_000, 5_000), None, 413, "image of 10000x5000 pixels exceeds the limit of 40000000 pixels"),
+    ((8, 8), 30, 400, "cannot decode the PNG image: its header is truncated or corrupt"),
+])
+def test_an_image_too_large_or_truncated_is_refused_before_decoding(size, cut, status, message):
+    from dk.serve.images import image_to_tensor
+    from dk.serve.limits import HttpError
+    from dk.specs import TensorSpec
+
+    with pytest.raises(HttpError) as caught:
+        image_to_tensor(_png_header(*size)[:cut], TensorSpec("input", ("batch", 1, 8, 8)), {})
+    assert caught.value.status == status and caught.value.message.startswith(message)
+    assert " at 0x" not in caught.value.message  # no Python object reprs
+
+
 def test_image_to_tensor_follows_the_manifest():
     from dk.serve.images import image_to_tensor
     from dk.specs import TensorSpec

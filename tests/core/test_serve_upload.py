@@ -69,6 +69,24 @@ def test_names_cannot_leave_the_store(tmp_path, name):
     assert _store_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["nl\n", "nl%0A"])
+def test_a_name_ending_in_a_newline_is_refused(tmp_path, name):
+    status, _, body = _upload(make_app(allow_upload=True, store=tmp_path), name, ONNX_PATH.read_bytes())
+    assert (status, json.loads(body)["error"]) == (
+        400, "model name must be 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+    assert _store_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_a_compressed_upload_is_refused_not_stored_as_sent(tmp_path, encoding):
+    status, _, body = asyncio.run(call(make_app(allow_upload=True, store=tmp_path), "POST",
+                                       "/v2/repository/models/m/upload", ONNX_PATH.read_bytes(),
+                                       headers={"Content-Encoding": encoding}))
+    assert (status, json.loads(body)["error"]) == (
+        415, f"Content-Encoding '{encoding}' is not supported for uploads; send the .onnx file uncompressed")
+    assert _store_files(tmp_path) == []
+
+
 def test_oversize_upload_is_refused_while_streaming(tmp_path):
     app = make_app(allow_upload=True, store=tmp_path, max_upload=10_000)
     status, _, body = _upload(app, "m", [b"\x08" * 1000] * 50, content_length=False)

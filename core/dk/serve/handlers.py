@@ -219,6 +219,10 @@ async def metrics(worker: Worker, request: Any) -> Any:
 
 
 async def upload(worker: Worker, request: Any) -> Any:
+    encoding = (request.headers.get("content-encoding") or "").strip().lower()
+    if encoding not in ("", "identity"):  # stored as sent: a compressed body would be stored compressed
+        raise HttpError(415, f"Content-Encoding {encoding[:32]!r} is not supported for uploads; send the .onnx file "
+                             "uncompressed")
     info = await store_upload(request.path_params["name"], request.stream(), request.headers.get("content-length"),
                               worker.config.store, worker.config.max_upload, worker.config.body_timeout_s)
     request.state.body_read = True

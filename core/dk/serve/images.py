@@ -42,7 +42,11 @@ def image_to_tensor(data: bytes, spec: TensorSpec, preprocessing: Mapping[str, A
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except HttpError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # PIL's own, larger limit: its header declares too many pixels
+        raise HttpError(413, f"image exceeds the limit of {max_pixels} pixels") from None
+    except UnidentifiedImageError:
+        raise HttpError(400, f"cannot decode the {kind} image: its header is truncated or corrupt") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise HttpError(400, f"cannot decode the {kind} image: {exc}") from None
     try:
         batch = preprocess([rgb], PreprocessSpec.from_meta({"preprocessing": dict(preprocessing)}, spec))

@@ -19,12 +19,12 @@ from dk.serve.limits import HttpError, byte_count
 from dk.serve.worker import ModelInfo
 
 UPLOAD_PLUGIN = "uploads"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PICKLE = re.compile(rb"^\x80[\x02-\x05]")
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # match() with $ lets a final newline through
         raise HttpError(400, "model name must be 1-64 letters, digits, '-' or '_', starting with a letter or digit")
     return name
 
