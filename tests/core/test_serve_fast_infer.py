@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 
 import numpy as np
@@ -221,3 +222,42 @@ def test_a_fast_request_is_in_flight_from_its_headers_until_answered_or_given_up
             sock.sendall(request[:-10])
             assert _wait_for_in_flight(server.port, idle + 1) == idle + 1
         assert _wait_for_in_flight(server.port, idle) == idle  # the client left mid-body
+
+
+class GatedEngine(LinearEngine):
+    """Its calls wait for ``release``; ``entered`` is set when one has begun."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def infer(self, inputs):
+        self.entered.set()
+        self.release.wait(HANG_GUARD_S)
+        return super().infer(inputs)
+
+
+def test_requests_still_running_when_the_grace_period_ends_get_a_json_503():
+    """uvicorn cancels what still runs after its graceful-shutdown timeout: a fast-path request in
+    its engine call and an ASGI one waiting for its body each get a JSON 503, then close."""
+    from dk.serve.responses import CUT_OFF
+
+    engine = GatedEngine()
+    server = ServerThread(make_app(engine))
+    server.server.config.timeout_graceful_shutdown = 0.2
+    with server, socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as fast, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as waiting:
+        idle = _in_flight(server.port)
+        fast.sendall(binary_request(np.zeros((1, 1, 8, 8), np.float32)))
+        assert engine.entered.wait(HANG_GUARD_S)
+        waiting.sendall(f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode())
+        assert _wait_for_in_flight(server.port, idle + 2) == idle + 2
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        try:
+            answers = [_read_response(sock) for sock in (fast, waiting)]
+        finally:
+            engine.release.set()
+            stopper.join()
+    for status, headers, body in answers:
+        assert (status, headers["connection"], json.loads(body)) == (503, "close", {"error": CUT_OFF[1]})

@@ -13,7 +13,7 @@ from dk.serve import handlers
 from dk.serve.config import ServeConfig
 from dk.serve.infer_route import INFER_LABEL, VERSIONED_INFER_LABEL, InferFirstApp
 from dk.serve.limits import scrub
-from dk.serve.responses import error_reply, error_response
+from dk.serve.responses import CUT_OFF, error_reply, error_response
 from dk.serve.worker import MODEL_VERSION, ModelInfo, Worker
 
 log = logging.getLogger("dk.serve")
@@ -34,6 +34,9 @@ def _wrap(worker: Worker, label: str, func: Handler) -> Callable[[Any], Awaitabl
             response = await func(worker, request)
         except Exception as exc:
             response = error_response(*error_reply(exc, label))
+        except asyncio.CancelledError:  # still running when the stop grace period ended
+            response = error_response(*CUT_OFF)
+            response.headers["connection"] = "close"
         finally:
             worker.metrics.in_flight -= 1
         unread = request.method in _WITH_BODY and not getattr(request.state, "body_read", False)

@@ -25,7 +25,7 @@ from dk.serve import handlers
 from dk.serve.bodies import aligned_buffer
 from dk.serve.infer_route import INFER_LABEL, INFER_PATH, VERSIONED_INFER_LABEL
 from dk.serve.limits import byte_count
-from dk.serve.responses import dumps, error_reply
+from dk.serve.responses import CUT_OFF, dumps, error_reply
 from dk.serve.tensors import BINARY_HEADER_BYTES
 
 if TYPE_CHECKING:
@@ -112,6 +112,9 @@ class FastInfer:
             status = 200
         except Exception as exc:
             status, message = error_reply(exc, self.label)
+            content, headers = dumps({"error": message}), {"content-type": "application/json"}
+        except asyncio.CancelledError:  # still running when the stop grace period ended
+            (status, message), self.keep_alive = CUT_OFF, False
             content, headers = dumps({"error": message}), {"content-type": "application/json"}
         finally:
             self.finished()

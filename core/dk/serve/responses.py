@@ -32,6 +32,10 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(dumps(data), status_code=status, headers=dict(headers or {}), media_type="application/json")
 
 
+#: The answer to a request still running when the stop grace period ends (uvicorn cancels it).
+CUT_OFF = (503, "the server stopped before this request was done (it ran past the stop grace period); send it again")
+
+
 def error_response(status: int, message: str):
     return json_response({"error": scrub(message)}, status)
 
