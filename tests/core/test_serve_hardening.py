@@ -396,3 +396,39 @@ def test_cli_options_reach_the_protocol(monkeypatch):
     assert (config.header_timeout_s, config.body_timeout_s, config.max_connections) == (0.5, 2.0, 7)
     protocol = uvicorn_settings(seen["app"])["http"]
     assert (protocol.header_timeout, protocol.max_connections) == (0.5, 7)
+
+
+def test_errors_before_the_route_is_known_are_in_the_metrics():
+    """Malformed framing, oversized or late headers and refused connections are counted too, under
+    endpoint "(connection)"."""
+    from dk.serve.protocol import CONNECTION_LABEL
+
+    with ServerThread(make_app(header_timeout_s=0.3, max_connections=1)) as server:
+        assert _raw(server.port, b"GET /v2/health/live HTTP/1.1\r\nContent-Length: x\r\n\r\n")[0] == 400
+        assert _raw(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (70 << 10) + b"\r\n\r\n")[0] == 431
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as held:
+            assert _read_response(held)[0] == 408  # connected and sent nothing
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as first, \
+                socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as second:
+            assert _read_response(second)[0] == 503
+            first.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            text = _read_response(first)[2].decode()
+    counts = {code: int(line.split()[-1]) for code in (400, 431, 408, 503) for line in text.splitlines()
+              if line.startswith(f'dk_requests_total{{endpoint="{CONNECTION_LABEL}",code="{code}"}}')}
+    assert counts == {400: 1, 431: 1, 408: 1, 503: 1}
+
+
+def test_a_405_names_the_allowed_methods_and_a_trailing_slash_is_a_json_404():
+    app = make_app()
+    status, headers, body = run(call(app, "DELETE", "/v2/health/live"))
+    assert status == 405 and set(headers["allow"].split(", ")) == {"GET", "HEAD"} and "error" in json.loads(body)
+    status, headers, body = run(call(app, "GET", "/v2/models/digitsnet/", headers={"Host": "evil.example"}))
+    assert status == 404 and "location" not in headers and "error" in json.loads(body)
+
+
+def test_error_messages_lose_file_paths_but_keep_the_servers_own_urls():
+    from dk.serve.limits import scrub
+
+    assert scrub("cannot open /home/u/m.onnx, C:\\a\\b.onnx or (/tmp/x/y)") == "cannot open <path>, <path> or (<path>)"
+    assert scrub("upload it first: POST /v2/repository/models/x/upload") == \
+        "upload it first: POST /v2/repository/models/x/upload"

@@ -42,7 +42,7 @@ import click
               show_default=True, help="uvicorn's log level (info shows each request).")
 @click.option("--stop-grace", type=click.FloatRange(1), default=25.0, show_default=True, envvar="DK_SERVE_STOP_GRACE",
               show_envvar=True, help="Seconds from SIGINT/SIGTERM to exit, whatever the moment: in-flight requests "
-                                     "get up to 80%% of it (20 s at most); past it, exit status 1.")
+                                     "get up to 80% of it (20 s at most); past it, exit status 1.")
 def serve(plugin: str, artifact: str | None, host: str, port: int, device: str, plugin_options: tuple[str, ...],
           model_name: str | None, **kw: Any) -> None:
     """Serve an artifact over HTTP until Ctrl-C or SIGTERM (in-flight requests finish first, see docs/serving.md).

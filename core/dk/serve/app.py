@@ -88,8 +88,13 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
     not_found = _wrap(worker, "other", handlers.not_found)
 
     async def http_error(request: Any, exc: Exception) -> Any:
-        return await not_found(request) if getattr(exc, "status_code", 404) == 404 else \
-            await _wrap(worker, "other", handlers.method_not_allowed)(request)
+        if getattr(exc, "status_code", 404) == 404:
+            return await not_found(request)
+        response = await _wrap(worker, "other", handlers.method_not_allowed)(request)
+        allowed = (getattr(exc, "headers", None) or {}).get("Allow")
+        if allowed:  # RFC 9110: a 405 says which methods the endpoint takes
+            response.headers["allow"] = allowed
+        return response
 
     endpoints = {path: _wrap(worker, path, func) for path, _, func in routes}
     app = Starlette(
@@ -97,6 +102,7 @@ def create_app(engine: Engine | Callable[[], Engine], config: ServeConfig, model
         exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # "/v2/models/x/" is a JSON 404, not a redirect built from the Host header
     app.state.worker = worker
     return InferFirstApp(app, endpoints[INFER_LABEL], endpoints[VERSIONED_INFER_LABEL])
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-~+@]+){2,}[\\/]?")
+_PATH = re.compile(r"(?<![\w/\\])(?!/v2/)(?:[A-Za-z]:)?(?:[\\/][\w.\-~+@]+){2,}[\\/]?")  # not the server's own URLs
 MAX_RANK = 16
 
 

@@ -25,6 +25,8 @@ from dk.serve.fast_infer import FastInfer
 BODY_BUFFER = 1 << 20
 #: Largest request line plus headers (llhttp has no limit of its own; h11's default is 16 KiB).
 MAX_HEADER_BYTES = 64 << 10
+#: The metrics endpoint of requests refused before their route was known (framing, header limits, connection cap).
+CONNECTION_LABEL = "(connection)"
 
 
 def uvicorn_settings(app: Any) -> dict[str, Any]:
@@ -106,13 +108,14 @@ class DkHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = WriteCombiner(transport, self.loop)  # type: ignore[assignment]
         self._header_timer: asyncio.TimerHandle | None = None
+        self._request_start = time.perf_counter()
         self._in_headers = False  # from a request's first byte to the end of its headers
         self._headers_done = 0  # requests whose headers were parsed on this connection
         self._unparsed_header_bytes = 0
         if self.max_connections is not None and len(self.connections) > self.max_connections:
             self.logger.warning("refused a connection: %d open, the limit is %d", len(self.connections) - 1,
                                 self.max_connections)
-            self._answer(503, f"the server has {self.max_connections} connections open, its limit; try again later")
+            self._refuse(503, f"the server has {self.max_connections} connections open, its limit; try again later")
             return
         self._arm_header_timer()
 
@@ -128,7 +131,13 @@ class DkHttpProtocol(HttpToolsProtocol):
     def _headers_too_slow(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            self._answer(408, f"the request headers did not arrive within {self.header_timeout:g} s")
+            self._refuse(408, f"the request headers did not arrive within {self.header_timeout:g} s")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer a request refused before its route was known, counted in the metrics."""
+        if self.worker is not None and not self.transport.is_closing():
+            self.worker.metrics.observe(CONNECTION_LABEL, status, time.perf_counter() - self._request_start)
+        self._answer(status, message)
 
     def _answer(self, status: int, message: str) -> None:
         if not self.transport.is_closing():
@@ -150,6 +159,7 @@ class DkHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._request_start = time.perf_counter()
         self._header_bytes = self._unparsed_header_bytes = 0
         self._in_headers = True
         self._arm_header_timer()
@@ -262,6 +272,6 @@ class DkHttpProtocol(HttpToolsProtocol):
         """Malformed framing (bad chunk size or Content-Length, control characters in the method...)."""
         self._disarm_header_timer()
         if getattr(self, "_headers_too_large", False):
-            self._answer(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
+            self._refuse(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
             return
-        self._answer(400, "malformed HTTP request (framing, request line or headers); send valid HTTP/1.1")
+        self._refuse(400, "malformed HTTP request (framing, request line or headers); send valid HTTP/1.1")
