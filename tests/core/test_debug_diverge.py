@@ -56,6 +56,78 @@ def test_bisection_names_exactly_the_broken_node(broken, tmp_path, node, per_bui
     assert len(culprit.graph.node) == NODES.index(node) + 1  # the chain up to the broken node, no more
 
 
+def _save(tmp_path: Path, name: str, nodes: list, weights: dict) -> Path:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _matmuls(names: list[str], first_input: str) -> tuple[list, dict]:
+    """A chain of MatMul nodes named ``names``, each output named after its node."""
+    import numpy as np
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], {}, first_input
+    for name in names:
+        weights[f"W_{name}"] = rng.standard_normal((8, 8)) / 3
+        nodes.append(helper.make_node("MatMul", [previous, f"W_{name}"], [name], name=name))
+        previous = name
+    return nodes, weights
+
+
+def branch_model(tmp_path: Path) -> Path:
+    """Branch A (3 nodes) first in the file, then the longer branch B (8 nodes), then y = A + B:
+    the nodes of B agree whatever is broken in A, and come after it in topological order."""
+    from onnx import helper
+
+    a_nodes, a_weights = _matmuls(["A0", "A1", "A2"], "x")
+    b_nodes, b_weights = _matmuls([f"B{k}" for k in range(8)], "x")
+    return _save(tmp_path, "branch", [*a_nodes, *b_nodes, helper.make_node("Add", ["A2", "B7"], ["y"], name="OUT")],
+                 {**a_weights, **b_weights})
+
+
+def residual_model(tmp_path: Path) -> Path:
+    """Two residual blocks whose shortcut (4 nodes) is computed after the main path (2 nodes), as
+    torch exports ``main(x) + shortcut(x)``."""
+    from onnx import helper
+
+    nodes, weights, previous = [], {}, "x"
+    for block in range(2):
+        main, main_weights = _matmuls([f"R{block}_main{k}" for k in range(2)], previous)
+        short, short_weights = _matmuls([f"R{block}_short{k}" for k in range(4)], previous)
+        out = "y" if block == 1 else f"R{block}_add"
+        nodes += [*main, *short, helper.make_node("Add", [main[-1].output[0], short[-1].output[0]], [out],
+                                                  name=f"R{block}_add")]
+        weights.update({**main_weights, **short_weights})
+        previous = out
+    return _save(tmp_path, "residual", nodes, weights)
+
+
+@pytest.mark.parametrize("per_build", [1, 2, 3, 5])
+@pytest.mark.parametrize("graph,node", [("branch", "A0"), ("branch", "A1"), ("branch", "A2"), ("branch", "B2"),
+                                        ("residual", "R0_main1"), ("residual", "R0_short0"),
+                                        ("residual", "R1_main0"), ("residual", "R1_add")])
+def test_a_broken_node_before_an_agreeing_branch_is_named(broken, tmp_path, graph, node, per_build):
+    model = (branch_model if graph == "branch" else residual_model)(tmp_path)
+    opts = BuildOptions(model=str(model), out=tmp_path / "a", options={"broken:node": node})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, per_build=per_build).to_json()
+    assert (report["status"], report["culprit"]["name"]) == ("found", node)
+    assert report["culprit"]["error"]["max_abs"] == pytest.approx(0.5, abs=1e-4)
+    names = [n.name for n in candidate_nodes(onnx.load(str(model)))]
+    assert report["last_good"] == (names[names.index(node) - 1] if names.index(node) else None)
+    assert report["builds"] <= math.ceil(math.log2(len(names))) + 2
+
+
 def test_prefix_subgraphs_find_the_same_node(broken, tmp_path):
     opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[5]})
     report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, prefix=True).to_json()

@@ -93,3 +93,22 @@ def test_ort_int8_folds_relu_into_the_conv_before_it_and_the_comparison_allows_f
     conv = "/features/features.2/Conv_output_0"
     assert conv in checks and checks[conv]["clamp"] == [0.0, None]
     assert checks[conv]["passed"] and checks[conv]["cosine"] > 0.99  # 0.99997 with VNNI; 0.89 unclamped
+
+
+def test_candidate_inputs_skip_shape_paths_and_name_the_nearest_candidates():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dk.debug.graph import candidate_inputs
+
+    # r = Reshape(b, Shape(a)): r is computed from b; a reaches it only through an int64 shape
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="A"), helper.make_node("Neg", ["x"], ["b"], name="B"),
+         helper.make_node("Shape", ["a"], ["shape"], name="S"),
+         helper.make_node("Reshape", ["b", "shape"], ["r"], name="R"),
+         helper.make_node("Add", ["r", "a"], ["y"], name="Y")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [numpy_helper.from_array(np.ones(1), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    nodes = candidate_nodes(model)
+    assert [n.name for n in nodes] == ["A", "B", "R", "Y"]
+    assert candidate_inputs(model, nodes) == {"a": (), "b": (), "r": ("b",), "y": ("a", "r")}

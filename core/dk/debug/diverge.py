@@ -92,7 +92,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             subgraph: Path | None = None, prefix: bool = False, mark_all: bool = False,
             progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
     """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
-    from dk.debug.graph import ancestors_of, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
+    from dk.debug.graph import candidate_inputs, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
     from dk.debug.subgraph import write_prefix
 
     if len(engines) != 2:
@@ -117,13 +117,6 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
                  for p, q in engines]
         precision = loosest_precision(*(q for _, q in engines))
         clamps = {n.tensor: n.clamp for n in nodes if n.clamp is not None}
-        cache: dict[str, set[str]] = {}
-
-        def ancestors(tensor: str) -> set[str]:
-            if tensor not in cache:
-                cache[tensor] = ancestors_of(model, [tensor])
-            return cache[tensor]
-
         def probe(tensors, with_outputs=True):
             progress(f"build {len(probe.calls) + 1}: marking {len(tensors)} tensor(s)")
             probe.calls.append(tensors)
@@ -145,7 +138,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         if mark_all:
             search = _mark_all(nodes, outputs, probe)
         else:
-            search = bisect(nodes, outputs, probe, ancestors, per_build)
+            search = bisect(nodes, outputs, probe, candidate_inputs(model, nodes, infos), per_build)
         torch_check = None
         if any(p == "torch" for p, _ in engines) and not search.interrupted:
             progress("checking the torch engine against its ONNX export")

@@ -167,6 +167,55 @@ def ancestors_of(model: "onnx.ModelProto", tensors: Iterable[str]) -> set[str]:
     return seen
 
 
+def candidate_inputs(model: "onnx.ModelProto", nodes: Iterable[NodeInfo],
+                     infos: dict[str, Any] | None = None) -> dict[str, tuple[str, ...]]:
+    """For each candidate node's tensor, the candidate tensors it is computed from directly: its
+    nearest candidate ancestors, reached through the nodes in between that are not candidates.
+
+    Only float tensors carry a divergence (a Shape of a diverging tensor is the same shape), so a
+    path through an integer tensor is no dependency here; with no types known, every path is one.
+    """
+    graph = model.graph
+    infos = value_infos(model) if infos is None else infos
+    typed = len(infos) > len(graph.input) + len(graph.output)
+
+    def carries(tensor: str) -> bool:
+        return not typed or tensor not in infos or infos[tensor].type.tensor_type.elem_type in _FLOAT_TYPES
+
+    producer = {out: node for node in graph.node for out in node.output if out}
+    candidate_of = {n.tensor: n.tensor for n in nodes}
+    for node in graph.node:  # a candidate's other outputs (Split) lead back to it too
+        if node.output and node.output[0] in candidate_of:
+            candidate_of.update({out: node.output[0] for out in node.output if out})
+    memo: dict[str, frozenset[str]] = {}
+
+    def sources(tensor: str) -> frozenset[str]:
+        """The candidate tensors nearest upstream of ``tensor`` (itself when it is a candidate's)."""
+        if tensor in candidate_of:
+            return frozenset([candidate_of[tensor]])
+        if tensor not in memo:
+            memo[tensor] = frozenset()  # a cycle (malformed graph) ends here
+            node = producer.get(tensor)
+            found: set[str] = set()
+            if node is not None:
+                for name in node.input:
+                    if name and carries(name):
+                        found |= sources(name)
+            memo[tensor] = frozenset(found)
+        return memo[tensor]
+
+    result = {}
+    for info in nodes:
+        node = producer[info.tensor]
+        found: set[str] = set()
+        for name in node.input:
+            if name and carries(name):
+                found |= sources(name)
+        found.discard(info.tensor)
+        result[info.tensor] = tuple(sorted(found))
+    return result
+
+
 def load_graph(path) -> "onnx.ModelProto":
     """The model at ``path`` for its topology and types only: large initializers lose their data (their
     dims and types stay), so a big model costs little memory while it is bisected."""
