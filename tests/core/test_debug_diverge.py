@@ -206,3 +206,17 @@ def test_torch_reference_through_its_onnx_export_names_the_broken_node(broken, t
     assert report["reference"] == "torch:fp32"
     # the torch engine itself agrees with the export the search ran on
     assert report["torch_export"]["passed"] and report["torch_export"]["outputs"]["logits"]["max_abs"] < 1e-4
+
+
+def test_top1_agreement_judges_only_the_graph_outputs():
+    import numpy as np
+
+    from dk.debug.diverge import check_tensor
+
+    # flattened features whose largest entries are near ties: argmax flips, cosine stays 0.99999
+    reference = np.tile(np.array([[1.0, 0.999, 0.5, 0.2]], np.float32), (8, 1))
+    candidate = reference + np.array([0.0, 0.002, 0.0, 0.0], np.float32)
+    hidden = check_tensor("/Flatten_output_0", reference, candidate, "int8")
+    assert hidden.passed and hidden.failures == () and hidden.cosine > 0.99999
+    output = check_tensor("logits", reference, candidate, "int8", graph_output=True)
+    assert not output.passed and output.failures == ("top-1 agreement 0.0000 < 0.95",)

@@ -67,17 +67,18 @@ def _check_at(search: Search, tensor: str) -> dict[str, Any] | None:
 
 
 def check_tensor(name: str, reference: Any, candidate: Any, precision: str,
-                 clamp: tuple[float | None, float | None] | None = None) -> TensorCheck:
+                 clamp: tuple[float | None, float | None] | None = None, graph_output: bool = False) -> TensorCheck:
     """One tensor judged by the tolerance of ``precision`` (:mod:`dk.testing.tolerances`), both
-    sides clamped to ``clamp`` first when given (:class:`dk.debug.graph.NodeInfo`)."""
+    sides clamped to ``clamp`` first when given (:class:`dk.debug.graph.NodeInfo`). Top-1 agreement
+    counts only for a ``graph_output`` (2-D: a classifier's scores), as in ``dk compare``: an
+    intermediate 2-D tensor (flattened features) is no set of class scores."""
     from dk.testing.tolerances import compare_output, tolerance_for
 
     ref = np.asarray(reference)
     if clamp is not None:
         ref, candidate = np.clip(ref, *clamp), np.clip(np.asarray(candidate), *clamp)
-    # int8 is judged by cosine; top-1 agreement is for classifier outputs, not feature maps
     tolerance = tolerance_for(precision)
-    if ref.ndim != 2 and tolerance.min_top1 is not None:
+    if not (graph_output and ref.ndim == 2) and tolerance.min_top1 is not None:
         tolerance = attrs.evolve(tolerance, min_top1=None)
     result = compare_output(name, ref, candidate, tolerance)
     return TensorCheck(name, result.passed, result.max_abs, result.max_rel, result.cosine, result.failures, clamp)
@@ -130,7 +131,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             ref = sides[0].outputs(graph_path, marked, wanted, x)
             cand = sides[1].outputs(graph_path, marked, wanted, x)
             marked.unlink()
-            checks = {t: check_tensor(t, ref[t], cand[t], precision, clamps.get(t)) for t in wanted}
+            checks = {t: check_tensor(t, ref[t], cand[t], precision, clamps.get(t), t in outputs) for t in wanted}
             del ref, cand
             return checks
 
