@@ -220,3 +220,24 @@ def test_top1_agreement_judges_only_the_graph_outputs():
     assert hidden.passed and hidden.failures == () and hidden.cosine > 0.99999
     output = check_tensor("logits", reference, candidate, "int8", graph_output=True)
     assert not output.passed and output.failures == ("top-1 agreement 0.0000 < 0.95",)
+
+
+@pytest.mark.parametrize("engines,message", [
+    ([("torch", "fp16"), ("ort", "int8")], "--plugins torch:fp16: the torch plugin exports fp32 ONNX only"),
+    ([("ort", "fp32"), ("torch", "int8")], "--plugins torch:int8: the torch plugin exports fp32 ONNX only"),
+    ([("ortt", "fp32"), ("ort", "fp32")], "no plugin named 'ortt'; did you mean 'ort'?"),
+    ([("ort", "fp32"), ("onnxref", "int8")], "plugin 'onnxref' has no int8 precision (it builds fp32); give one of "
+                                             "those in --plugins onnxref:PRECISION"),
+])
+def test_engines_that_cannot_take_part_are_refused_before_any_build(tmp_path, monkeypatch, engines, message):
+    import dk.debug.diverge as module
+    from dk.errors import DkError
+
+    def no_graph(*args, **kwargs):
+        raise AssertionError("the graph was needed before the engines were checked")
+
+    monkeypatch.setattr(module, "graph_under_test", no_graph)
+    with pytest.raises(DkError) as caught:
+        diverge(engines, BuildOptions(out=tmp_path / "a"))
+    assert str(caught.value).startswith(message) and caught.value.exit_code == 2
+    assert not (tmp_path / "a").exists()

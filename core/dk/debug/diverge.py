@@ -96,10 +96,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
     from dk.debug.graph import candidate_inputs, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
     from dk.debug.subgraph import write_prefix
 
-    if len(engines) != 2:
-        raise UsageError("--plugins: dk debug diverge compares exactly two engines, e.g. torch,ort:int8")
-    if opts.artifact:
-        raise UsageError("--artifact: dk debug diverge rebuilds each engine on marked graphs; give --model instead")
+    check_request(engines, opts)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dk-diverge-") as tmp:
         work = Path(tmp)
@@ -153,6 +150,18 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             seconds=time.perf_counter() - started,
             mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
         )
+
+
+def check_request(engines: list[tuple[str, str]], opts: pipeline.BuildOptions) -> None:
+    """Usage errors of ``dk debug diverge`` that need no graph: found before the torch export or any build."""
+    from dk.debug.sides import check_side
+
+    if len(engines) != 2:
+        raise UsageError("--plugins: dk debug diverge compares exactly two engines, e.g. torch,ort:int8")
+    if opts.artifact:
+        raise UsageError("--artifact: dk debug diverge rebuilds each engine on marked graphs; give --model instead")
+    for plugin, precision in engines:
+        check_side(plugin, precision)
 
 
 def _mark_all(nodes, outputs, probe) -> Search:

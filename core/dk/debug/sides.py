@@ -104,6 +104,25 @@ class Side:
         return api.export(self.plugin, request)
 
 
+def check_side(plugin: str, precision: str) -> None:
+    """Refuse, before any graph is loaded or built, an engine of ``--plugins`` that cannot take part:
+    a plugin not installed, a precision it does not build, a stage it lacks, or torch in a precision
+    other than fp32 (its side is its own fp32 ONNX export: it would report fp32 numbers)."""
+    from dk.errors import StageNotImplemented, UsageError
+    from dk.plugins import STAGE_HOOKS, get_plugin_manager
+
+    if plugin == "torch" and precision != "fp32":
+        raise UsageError(f"--plugins torch:{precision}: the torch plugin exports fp32 ONNX only; give torch "
+                         f"(its fp32 export) and an engine that builds {precision}, e.g. torch,ort:{precision}")
+    manager = get_plugin_manager()
+    manager.get(plugin)  # not installed, or failed to load: says which
+    api.check_precision(plugin, precision, f"give one of those in --plugins {plugin}:PRECISION")
+    for stage in ("quantize" if precision == "int8" else "export", "load"):
+        if not manager.implements(plugin, STAGE_HOOKS[stage]):
+            raise StageNotImplemented(f"--plugins {plugin}:{precision}: plugin {plugin!r} does not implement "
+                                      f"stage {stage!r} ({STAGE_HOOKS[stage]}), which dk debug diverge needs")
+
+
 def release_freed_memory() -> None:
     """Give the heap that a closed engine freed back to the operating system (glibc's
     ``malloc_trim``; nothing elsewhere). glibc keeps freed blocks for reuse, so without it every
