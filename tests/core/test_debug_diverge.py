@@ -241,3 +241,29 @@ def test_engines_that_cannot_take_part_are_refused_before_any_build(tmp_path, mo
         diverge(engines, BuildOptions(out=tmp_path / "a"))
     assert str(caught.value).startswith(message) and caught.value.exit_code == 2
     assert not (tmp_path / "a").exists()
+
+
+def test_a_subgraph_path_under_a_file_is_a_usage_error_before_any_build(broken, tmp_path):
+    from dk.errors import UsageError
+
+    (tmp_path / "afile").write_text("")
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[3]})
+    with pytest.raises(UsageError, match=r"^--subgraph .*afile/x/c.onnx: .*afile is a file, not a folder"):
+        diverge([("ort", "fp32"), ("broken", "fp32")], opts, subgraph=tmp_path / "afile" / "x" / "c.onnx")
+    assert broken.EXPORTS == []
+
+
+def test_a_subgraph_that_cannot_be_written_keeps_the_search_result(broken, tmp_path):
+    # the folder becomes a file while the search runs: the node found is still reported
+    folder = tmp_path / "debug"
+
+    def progress(line):
+        if not folder.exists():
+            folder.write_text("in the way")
+
+    opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[3]})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, subgraph=folder / "c.onnx",
+                     progress=progress).to_json()
+    assert (report["status"], report["culprit"]["name"], report["subgraph"]) == ("found", NODES[3], None)
+    assert report["subgraph_error"].startswith("cannot cut ")
+    assert folder.read_text() == "in the way"

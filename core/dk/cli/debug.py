@@ -114,7 +114,8 @@ def _print_diverge(report: dict[str, Any]) -> None:
         f"  there: max abs {error.get('max_abs', float('nan')):.3g}, cosine {error.get('cosine', float('nan')):.6f}"
         f" ({'; '.join(error.get('failures', []))})\n"
         f"  at the outputs: {out_errors}\n"
-        f"  last agreeing node: {report['last_good'] or 'the inputs'}; {builds} builds; subgraph: {report['subgraph']}",
+        f"  last agreeing node: {report['last_good'] or 'the inputs'}; {builds} builds; subgraph: "
+        f"{report['subgraph'] or 'not written (' + str(report['subgraph_error']) + ')'}",
         highlight=False)
 
 

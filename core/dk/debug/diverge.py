@@ -31,6 +31,8 @@ class DivergeResult:
     seconds: float = 0.0
     mode: str = "marked"
     torch_export: dict[str, Any] | None = None
+    #: why the culprit's subgraph could not be written (the search's result stands), None when it was
+    subgraph_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         s = self.search
@@ -54,6 +56,7 @@ class DivergeResult:
             "last_good_error": _check_at(s, s.last_good.tensor) if s.last_good else None,
             "outputs": {k: v.to_json() for k, v in s.output_checks.items()},
             "subgraph": self.subgraph,
+            "subgraph_error": self.subgraph_error,
             "torch_export": self.torch_export,
             "steps": [step.to_json() for step in s.steps],
         }
@@ -94,9 +97,11 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             progress: Callable[[str], None] = lambda _: None) -> DivergeResult:
     """Bisect ``engines[0]`` (reference) against ``engines[1]`` on the graph of ``opts``' model."""
     from dk.debug.graph import candidate_inputs, candidate_nodes, load_graph, save_marked, uses_external_data, value_infos
-    from dk.debug.subgraph import write_prefix
+    from dk.debug.subgraph import check_writable, write_prefix
 
     check_request(engines, opts)
+    if subgraph is not None:
+        check_writable(subgraph, "--subgraph")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dk-diverge-") as tmp:
         work = Path(tmp)
@@ -141,14 +146,18 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         if any(p == "torch" for p, _ in engines) and not search.interrupted:
             progress("checking the torch engine against its ONNX export")
             torch_check = torch_export_check(graph_path, opts, x)
-        written = None
+        written, subgraph_error = None, None
         if search.culprit is not None and subgraph is not None:
-            written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph, infos))
+            try:
+                written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph, infos))
+            except DkError as exc:  # the search's result stands; only its attachment is missing
+                subgraph_error = str(exc)
         return DivergeResult(
             reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
             data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,
             seconds=time.perf_counter() - started,
             mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
+            subgraph_error=subgraph_error,
         )
 
 

@@ -15,7 +15,23 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dk.errors import DkError
+from dk.errors import DkError, UsageError
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, as a usage error, a file path that cannot be written: a folder, a path under a file,
+    or under a folder that is not writable. Checked before any build, so a finished search is not
+    thrown away for where its subgraph was to go."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name, e.g. {target / 'first-divergence.onnx'}")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: {folder} is a file, not a folder; give a path in a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {folder}; give a path in a writable folder")
 
 
 def write_prefix(model_path: Path, outputs: Sequence[str], target: Path,
@@ -32,9 +48,9 @@ def write_prefix(model_path: Path, outputs: Sequence[str], target: Path,
         infos = value_infos(load_graph(model_path))
 
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         model = onnx.load(str(model_path))  # weights inline in the cut, external data included
         graph = model.graph
         present = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
@@ -66,7 +82,10 @@ def write_prefix(model_path: Path, outputs: Sequence[str], target: Path,
         raise DkError(f"cannot cut {Path(model_path).name} at {', '.join(outputs)}: "
                       f"{' '.join(str(exc).split())[:300]}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink()
+        except (FileNotFoundError, NotADirectoryError):  # never written (or its folder never made)
+            pass
     return target
 
 
