@@ -267,3 +267,21 @@ def test_a_subgraph_that_cannot_be_written_keeps_the_search_result(broken, tmp_p
     assert (report["status"], report["culprit"]["name"], report["subgraph"]) == ("found", NODES[3], None)
     assert report["subgraph_error"].startswith("cannot cut ")
     assert folder.read_text() == "in the way"
+
+
+def test_ctrl_c_in_the_torch_export_check_prints_the_node_found_first(broken, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import dk.debug.diverge as module
+    from dk.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "torch_export_check", interrupted)
+    code = main(["debug", "diverge", "--plugins", "torch,broken", "-o", f"broken:node={NODES[5]}",
+                 "--out", str(tmp_path / "a"), "--subgraph", str(tmp_path / "c.onnx")])
+    out = capsys.readouterr().out
+    assert code == 130
+    assert f"first divergence: {NODES[5]} (Conv)" in out
+    assert "interrupted while checking the torch engine against its own ONNX export" in out
+    assert not (tmp_path / "c.onnx").exists()

@@ -87,7 +87,17 @@ def _print_diverge(report: dict[str, Any]) -> None:
                       f"({report['samples']} samples of {report['data']}, {report['candidate_nodes']} nodes)", rows,
                       [("step", "build"), ("tensor", "output"), ("max_abs", "max abs"), ("cosine", "cosine"),
                        ("passed", "within tol.")])
-    status, builds = report["status"], report["builds"]
+    _print_outcome(report)
+    if report["interrupted_during"] == "torch export check":
+        render.out.print("interrupted while checking the torch engine against its own ONNX export, after the "
+                         "search had finished", highlight=False)
+
+
+def _print_outcome(report: dict[str, Any]) -> None:
+    """What the search found (``search_status``: also when Ctrl-C came only after it)."""
+    from dk.cli import render
+
+    status, builds = report["search_status"], report["builds"]
     if report.get("torch_export") and not report["torch_export"]["passed"]:
         render.out.print("the torch engine and its own ONNX export disagree at the outputs: the export itself "
                          "diverges, before any node compared here", highlight=False)
@@ -115,8 +125,13 @@ def _print_diverge(report: dict[str, Any]) -> None:
         f" ({'; '.join(error.get('failures', []))})\n"
         f"  at the outputs: {out_errors}\n"
         f"  last agreeing node: {report['last_good'] or 'the inputs'}; {builds} builds; subgraph: "
-        f"{report['subgraph'] or 'not written (' + str(report['subgraph_error']) + ')'}",
-        highlight=False)
+        f"{report['subgraph'] or _why_no_subgraph(report)}", highlight=False)
+
+
+def _why_no_subgraph(report: dict[str, Any]) -> str:
+    if report["subgraph_error"]:
+        return f"not written ({report['subgraph_error']})"
+    return "not written (interrupted)" if report["status"] == "interrupted" else "not written"
 
 
 @debug.command()

@@ -31,6 +31,8 @@ class DivergeResult:
     seconds: float = 0.0
     mode: str = "marked"
     torch_export: dict[str, Any] | None = None
+    #: Ctrl-C came after the search, while the torch engine was checked against its export
+    interrupted_in_torch_check: bool = False
     #: why the culprit's subgraph could not be written (the search's result stands), None when it was
     subgraph_error: str | None = None
 
@@ -40,15 +42,16 @@ class DivergeResult:
         if culprit:
             culprit["error"] = _check_at(s, s.culprit.tensor)
         if s.interrupted:
-            status = "interrupted"
+            search_status = "interrupted"
         elif s.diverged is False:
-            status = "no-divergence"
+            search_status = "no-divergence"
         elif s.culprit:
-            status = "found"
+            search_status = "found"
         else:
-            status = "not-located"
+            search_status = "not-located"
         return {
-            "status": status, "reference": self.reference, "candidate": self.candidate, "graph": self.graph,
+            "status": "interrupted" if self.interrupted_in_torch_check else search_status,
+            "search_status": search_status, "reference": self.reference, "candidate": self.candidate, "graph": self.graph,
             "data": self.data, "samples": self.samples, "tolerance_precision": self.precision,
             "candidate_nodes": len(s.nodes), "builds": s.builds, "mode": self.mode, "seconds": self.seconds,
             "culprit": culprit,
@@ -58,6 +61,8 @@ class DivergeResult:
             "subgraph": self.subgraph,
             "subgraph_error": self.subgraph_error,
             "torch_export": self.torch_export,
+            "interrupted_during": ("search" if s.interrupted else "torch export check"
+                                   if self.interrupted_in_torch_check else None),
             "steps": [step.to_json() for step in s.steps],
         }
 
@@ -142,12 +147,15 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             search = _mark_all(nodes, outputs, probe)
         else:
             search = bisect(nodes, outputs, probe, candidate_inputs(model, nodes, infos), per_build)
-        torch_check = None
+        torch_check, interrupted = None, False
         if any(p == "torch" for p, _ in engines) and not search.interrupted:
             progress("checking the torch engine against its ONNX export")
-            torch_check = torch_export_check(graph_path, opts, x)
+            try:
+                torch_check = torch_export_check(graph_path, opts, x)
+            except KeyboardInterrupt:  # the search's result stands: printed before exit 130
+                interrupted = True
         written, subgraph_error = None, None
-        if search.culprit is not None and subgraph is not None:
+        if search.culprit is not None and subgraph is not None and not interrupted:
             try:
                 written = str(write_prefix(graph_path, [search.culprit.tensor], subgraph, infos))
             except DkError as exc:  # the search's result stands; only its attachment is missing
@@ -157,7 +165,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,
             seconds=time.perf_counter() - started,
             mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
-            subgraph_error=subgraph_error,
+            subgraph_error=subgraph_error, interrupted_in_torch_check=interrupted,
         )
 
 
