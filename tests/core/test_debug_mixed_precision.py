@@ -174,3 +174,35 @@ def test_layers_report_has_the_chart_and_every_node(tmp_path):
     assert "data:image/png;base64," in text and "/a/Conv" in text and "/b/Gemm" in text
     md_file, png = write_sensitivity_report(report, tmp_path / "layers.md")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name in md_file.read_text()
+
+
+def test_a_second_run_for_the_same_budget_reuses_the_artifact_and_its_choice(tmp_path):
+    first = run_dk("run", "quantize", "--plugin", "ort", "--max-accuracy-drop", "0.1%", "--json",
+                   "--out", str(tmp_path / "out"))
+    assert first.returncode == 0, first.stderr
+    second = run_dk("run", "quantize", "--plugin", "ort", "--max-accuracy-drop", "0.1%", "--json",
+                    "--out", str(tmp_path / "out"))
+    assert second.returncode == 0, second.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert (one["artifact"]["reused"], one["searched"]) == (False, True)
+    assert (two["artifact"]["reused"], two["searched"]) == (True, False)
+    assert two["float_nodes"] == one["float_nodes"] and two["accuracy"] == one["accuracy"]
+    assert two["trials"] == 2  # all int8, and the reused artifact scored again: no ranking, no search
+    assert two["artifact"]["path"] == one["artifact"]["path"]
+    manifest = Artifact.load(two["artifact"]["path"]).manifest
+    assert manifest["extra"]["mixed_precision"]["searched"] is False
+
+
+def test_a_plain_quantize_reusing_a_budget_artifact_drops_its_record(tmp_path):
+    # a budget that full int8 meets: the chosen artifact is the plain int8 one, with the record
+    budget = run_dk("run", "quantize", "--plugin", "ort", "--max-accuracy-drop", "50%", "--json",
+                    "--out", str(tmp_path / "out"))
+    assert budget.returncode == 0, budget.stderr
+    report = json.loads(budget.stdout)
+    assert report["float_nodes"] == [] and "mixed_precision" in report["artifact"]["extra"]
+    plain = run_dk("run", "quantize", "--plugin", "ort", "--json", "--out", str(tmp_path / "out"))
+    assert plain.returncode == 0, plain.stderr
+    artifact = json.loads(plain.stdout)["artifact"]
+    assert artifact["reused"] and artifact["path"] == report["artifact"]["path"]
+    assert "mixed_precision" not in artifact["extra"]
+    assert "mixed_precision" not in Artifact.load(artifact["path"]).manifest["extra"]

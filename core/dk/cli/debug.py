@@ -191,5 +191,7 @@ def quantize_within_budget(plugin: str, opts: Any, budget: str, as_json: bool) -
             f"{result['data']}\nfloat nodes ({len(result['float_nodes'])}): {', '.join(result['float_nodes']) or 'none'}"
             f"\nspeed-up over fp32 (batch {speed['batch']}, median of {speed['calls']} interleaved calls): all int8 "
             f"{speed['speedup_int8_full']:.2f}x, this artifact {speed['speedup_mixed']:.2f}x; {result['trials']} "
-            "quantizations tried", highlight=False)
+            "quantizations tried" + ("" if result["searched"] or not result["float_nodes"] else
+                                     " (the float nodes an earlier run chose for this budget, scored again)"),
+            highlight=False)
     return result

@@ -28,6 +28,10 @@ def export(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bo
 def quantize(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
     with render.step(f"quantizing with {plugin} ({precision}, {opts.method})", as_json):
         artifact = pipeline.quantize(plugin, opts, precision)
+    if artifact.reused:
+        from dk.debug.mixed_precision import drop_record
+
+        drop_record(artifact)
     return _artifact_result("quantize", plugin, artifact, as_json)
 
 

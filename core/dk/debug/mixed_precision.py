@@ -104,33 +104,95 @@ def quantize_within_budget(plugin: str, opts: pipeline.BuildOptions, budget_text
         evaluator = Evaluator.start(plugin, opts, Path(tmp))
         progress("quantizing every node")
         full = evaluator.trial([])
+        ranking: list[dict[str, Any]] = []
+        searched = False
         if fits(full, evaluator, budget):
-            chosen, ranking = full, []
+            chosen, artifact = full, evaluator.quantize([], out=opts.out)
+        elif (earlier := reuse_earlier_choice(evaluator, budget, full, opts.out, progress)) is not None:
+            chosen, artifact = earlier
         else:
             progress("ranking nodes by sensitivity")
             ranking = layer_sensitivity(evaluator, progress=progress)
             ranked = [r["node"] for r in ranking]
             others = [name for name, _ in graph_nodes(evaluator) if name not in ranked]
             chosen = choose_float_nodes(evaluator, budget, ranked, others, progress)
-        artifact = evaluator.quantize(chosen.float_nodes, out=opts.out)
+            artifact, searched = evaluator.quantize(chosen.float_nodes, out=opts.out), True
         record = {
             "budget": budget.describe(), "allowed_drop": budget.allowed(evaluator.fp32_accuracy),
             "data": evaluator.data.name, "samples": len(evaluator.data.x),
             "accuracy_fp32": evaluator.fp32_accuracy, "accuracy_int8_full": full.accuracy,
             "accuracy": chosen.accuracy, "drop": evaluator.fp32_accuracy - chosen.accuracy,
-            "float_nodes": list(chosen.float_nodes), "trials": len(evaluator.trials),
+            "float_nodes": list(chosen.float_nodes), "trials": len(evaluator.trials), "searched": searched,
         }
         record_in_manifest(artifact.path, record)
         speed = measure_speed(plugin, opts, {"fp32": evaluator.fp32_artifact, "int8_full": full.artifact,
                                              "mixed": artifact.path}, evaluator.data.x, bench_calls)
-    return {"stage": "quantize", "plugin": plugin, "artifact": api_artifact_json(artifact.path), **record,
+    return {"stage": "quantize", "plugin": plugin, "artifact": artifact_json(artifact), **record,
             "ranking": ranking, "speed": speed, "seconds": time.perf_counter() - started}
 
 
-def api_artifact_json(path: Path) -> dict[str, Any]:
+def artifact_json(artifact: Any) -> dict[str, Any]:
+    """The artifact as ``dk run quantize`` reports it, read again for the record just added to its
+    manifest, with ``reused`` of the build (reading it again loses that)."""
     from dk.artifacts import Artifact
 
-    return Artifact.load(path).to_json()
+    return {**Artifact.load(artifact.path).to_json(), "reused": artifact.reused}
+
+
+def reuse_earlier_choice(evaluator: Evaluator, budget: Budget, full: Trial, out: Path,
+                         progress: Callable[[str], None] = lambda _: None) -> tuple[Trial, Any] | None:
+    """The float nodes an earlier run chose for this budget, when its artifact in ``out`` is still
+    the build those nodes give (same cache key: same model, calibration, options and tools) and
+    it was measured on the same data with the same fp32 and full-int8 accuracy. The artifact is
+    scored again and must still fit: then the search is skipped. None otherwise."""
+    import shutil
+
+    for folder, record in earlier_records(evaluator, out):
+        if (record.get("budget"), record.get("data"), record.get("samples"), record.get("accuracy_fp32"),
+                record.get("accuracy_int8_full")) != (budget.describe(), evaluator.data.name, len(evaluator.data.x),
+                                                      evaluator.fp32_accuracy, full.accuracy):
+            continue
+        float_nodes = list(record.get("float_nodes") or [])
+        # quantized against a copy, so that a choice the cache no longer matches writes nothing to --out
+        copies = evaluator.work / f"earlier-{len(evaluator.trials)}"
+        shutil.copytree(folder, copies / folder.relative_to(out))
+        artifact = evaluator.quantize(float_nodes, out=copies)
+        if not artifact.reused:
+            continue  # the nodes give another build now: that earlier choice says nothing
+        trial = evaluator.score(artifact, float_nodes)
+        if fits(trial, evaluator, budget):
+            progress(f"reusing the float nodes chosen earlier for {budget.text}: {len(float_nodes)} node(s)")
+            return trial, evaluator.quantize(float_nodes, out=out)
+    return None
+
+
+def earlier_records(evaluator: Evaluator, out: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, ``extra.mixed_precision``) of this plugin's artifacts in ``out`` built from the same source."""
+    source = evaluator.fp32_artifact.manifest.get("source", {}).get("sha256")
+    records = []
+    for manifest_path in sorted(Path(out).glob("*/*/dk.json")):
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            continue
+        record = (manifest.get("extra") or {}).get("mixed_precision")
+        if (isinstance(record, dict) and manifest.get("plugin") == evaluator.plugin
+                and manifest.get("precision") == "int8" and (manifest.get("source") or {}).get("sha256") == source):
+            records.append((manifest_path.parent, record))
+    return records
+
+
+def drop_record(artifact: Any) -> None:
+    """Remove ``extra.mixed_precision`` from a reused artifact's ``dk.json``: a plain ``dk run
+    quantize`` that lands on the artifact a budget chose (one with no float node) did not measure
+    it against that budget, and its manifest should not say it did."""
+    manifest_path = Path(artifact.path) / "dk.json"
+    manifest = json.loads(manifest_path.read_text())
+    if "mixed_precision" not in (manifest.get("extra") or {}):
+        return
+    del manifest["extra"]["mixed_precision"]
+    _write_manifest(manifest_path, manifest)
+    artifact.manifest.get("extra", {}).pop("mixed_precision", None)
 
 
 def record_in_manifest(folder: Path, record: dict[str, Any]) -> None:
@@ -139,6 +201,10 @@ def record_in_manifest(folder: Path, record: dict[str, Any]) -> None:
     manifest_path = Path(folder) / "dk.json"
     manifest = json.loads(manifest_path.read_text())
     manifest.setdefault("extra", {})["mixed_precision"] = record
+    _write_manifest(manifest_path, manifest)
+
+
+def _write_manifest(manifest_path: Path, manifest: dict[str, Any]) -> None:
     tmp = manifest_path.with_name(".dk.json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, manifest_path)

@@ -74,9 +74,13 @@ class Evaluator:
         return pipeline.quantize(self.plugin, opts)
 
     def trial(self, float_nodes: Sequence[str]) -> Trial:
+        """A new quantization with ``float_nodes`` in float, scored."""
+        return self.score(self.quantize(float_nodes), float_nodes)
+
+    def score(self, artifact: Any, float_nodes: Sequence[str]) -> Trial:
+        """``artifact`` (built with ``float_nodes`` in float) scored on the evaluation data; counted as a trial."""
         from dk.testing.tolerances import cosine_similarity
 
-        artifact = self.quantize(float_nodes)
         with api.load_engine(self.plugin, artifact, self.opts.device, self.opts.options) as engine:
             outputs = pipeline.run_all(engine, self.data.x)
         key = next(iter(self.fp32_outputs))
