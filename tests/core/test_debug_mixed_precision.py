@@ -206,3 +206,32 @@ def test_a_plain_quantize_reusing_a_budget_artifact_drops_its_record(tmp_path):
     assert artifact["reused"] and artifact["path"] == report["artifact"]["path"]
     assert "mixed_precision" not in artifact["extra"]
     assert "mixed_precision" not in Artifact.load(artifact["path"]).manifest["extra"]
+
+
+def test_a_failed_budget_counts_the_nodes_without_a_name():
+    evaluator = FakeEvaluator({"a": 0.05})
+    evaluator.trial = lambda nodes: Trial(tuple(nodes), 0.5, 0.0, 1.0, "")
+    with pytest.raises(DkError) as caught:
+        choose_float_nodes(evaluator, parse_budget("1%"), ["a"], ["relu"], unnamed=2)
+    assert str(caught.value) == (
+        "the budget 1% (accuracy points (absolute)) cannot be met with every named node (2) in float: accuracy "
+        "0.5000 vs fp32 0.9000; 2 node(s) without a name could not be tried in float (exclude_nodes names nodes: "
+        "give them names in the ONNX graph); nothing was written")
+
+
+def test_unnamed_nodes_are_counted_in_the_graph(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from dk.debug.sensitivity import Evaluator, unnamed_nodes
+    from dk.pipeline import BuildOptions
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="named"), helper.make_node("Neg", ["a"], ["b"]),
+         helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+         helper.make_node("Add", ["b", "c"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert unnamed_nodes(Evaluator("ort", BuildOptions(model=str(path)), tmp_path)) == 2

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 
 from dk import api, pipeline
-from dk.debug.sensitivity import Evaluator, Trial, graph_nodes, layer_sensitivity
+from dk.debug.sensitivity import Evaluator, Trial, graph_nodes, layer_sensitivity, unnamed_nodes
 from dk.errors import DkError, UsageError
 
 
@@ -58,20 +58,25 @@ def fits(trial: Trial, evaluator: Evaluator, budget: Budget) -> bool:
 
 
 def choose_float_nodes(evaluator: Evaluator, budget: Budget, ranked: list[str], others: list[str] = (),
-                       progress: Callable[[str], None] = lambda _: None) -> Trial:
+                       progress: Callable[[str], None] = lambda _: None, unnamed: int = 0) -> Trial:
     """The trial with the fewest float nodes found to fit (greedy by rank, then pruned). ``ranked``
     are the weighted nodes, most sensitive first; when even all of them in float do not fit, the
-    ``others`` (activations, pooling, additions: quantized too) follow them, in graph order."""
+    ``others`` (activations, pooling, additions: quantized too) follow them, in graph order.
+    ``unnamed``: nodes without a name, which no exclude list can name (said when the budget fails)."""
     everything = evaluator.trial(ranked)
     if not fits(everything, evaluator, budget) and others:
         progress("every weighted node in float is not enough: trying every node")
         ranked = [*ranked, *others]
         everything = evaluator.trial(ranked)
     if not fits(everything, evaluator, budget):
-        raise DkError(
-            f"the budget {budget.describe()} cannot be met even with every node in float: accuracy "
-            f"{everything.accuracy:.4f} vs fp32 {evaluator.fp32_accuracy:.4f}; nothing was written"
-        )
+        measured = f"accuracy {everything.accuracy:.4f} vs fp32 {evaluator.fp32_accuracy:.4f}"
+        if unnamed:
+            raise DkError(
+                f"the budget {budget.describe()} cannot be met with every named node ({len(ranked)}) in float: "
+                f"{measured}; {unnamed} node(s) without a name could not be tried in float (exclude_nodes names "
+                "nodes: give them names in the ONNX graph); nothing was written")
+        raise DkError(f"the budget {budget.describe()} cannot be met even with every node in float: {measured}; "
+                      "nothing was written")
     lo, hi, best = 0, len(ranked), everything  # prefix length hi fits, lo does not (0: the full int8 failed)
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -115,7 +120,7 @@ def quantize_within_budget(plugin: str, opts: pipeline.BuildOptions, budget_text
             ranking = layer_sensitivity(evaluator, progress=progress)
             ranked = [r["node"] for r in ranking]
             others = [name for name, _ in graph_nodes(evaluator) if name not in ranked]
-            chosen = choose_float_nodes(evaluator, budget, ranked, others, progress)
+            chosen = choose_float_nodes(evaluator, budget, ranked, others, progress, unnamed_nodes(evaluator))
             artifact, searched = evaluator.quantize(chosen.float_nodes, out=opts.out), True
         record = {
             "budget": budget.describe(), "allowed_drop": budget.allowed(evaluator.fp32_accuracy),

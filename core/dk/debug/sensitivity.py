@@ -94,13 +94,22 @@ class Evaluator:
 
 def graph_nodes(evaluator: Evaluator) -> list[tuple[str, str]]:
     """(name, op) of every named node of the fp32 graph but constants, in graph order."""
+    return [(n.name, n.op_type) for n in _fp32_graph(evaluator).node if n.name and n.op_type != "Constant"]
+
+
+def unnamed_nodes(evaluator: Evaluator) -> int:
+    """How many nodes of the fp32 graph (constants aside) have no name: no ``exclude_nodes`` list can
+    keep them in float."""
+    return sum(1 for n in _fp32_graph(evaluator).node if not n.name and n.op_type != "Constant")
+
+
+def _fp32_graph(evaluator: Evaluator) -> Any:
     from dk.onnx_io import load_onnx
     from dk.sources import resolve_onnx
 
     source = evaluator.opts.source()
     export = evaluator.opts.export_request("fp32") if source.kind.startswith("torch") else None
-    model = load_onnx(resolve_onnx(source, export).path, load_external_data=False)
-    return [(n.name, n.op_type) for n in model.graph.node if n.name and n.op_type != "Constant"]
+    return load_onnx(resolve_onnx(source, export).path, load_external_data=False).graph
 
 
 def quantizable_nodes(evaluator: Evaluator) -> list[tuple[str, str]]:
