@@ -21,8 +21,10 @@ pytest.importorskip("onnxruntime")
 def test_budgets_are_points_or_relative():
     assert (parse_budget("1%").value, parse_budget("1%").relative) == (0.01, False)
     assert parse_budget("0.02").value == 0.02
+    assert parse_budget("1e-2").value == parse_budget("1.e-2").value == 0.01
+    assert parse_budget(".5%").value == 0.005
     assert parse_budget("2%rel").relative and parse_budget("2%rel").allowed(0.5) == pytest.approx(0.01)
-    for bad in ("", "abc", "-1%", "100%"):
+    for bad in ("", "abc", "-1%", "100%", "1e", "e-2", "."):
         with pytest.raises(UsageError, match="--max-accuracy-drop"):
             parse_budget(bad)
 
@@ -235,3 +237,10 @@ def test_unnamed_nodes_are_counted_in_the_graph(tmp_path):
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     assert unnamed_nodes(Evaluator("ort", BuildOptions(model=str(path)), tmp_path)) == 2
+
+
+def test_an_empty_budget_is_refused_not_ignored(tmp_path):
+    result = run_dk("run", "quantize", "--plugin", "ort", "--max-accuracy-drop", "", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --max-accuracy-drop '': give points like 1%")
+    assert not (tmp_path / "out").exists()

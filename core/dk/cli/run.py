@@ -79,7 +79,7 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
 
     if stage == "export":
         result = stages.export(plugin, precision or "fp32", opts, as_json)
-    elif stage == "quantize" and kw.get("max_accuracy_drop"):
+    elif stage == "quantize" and kw.get("max_accuracy_drop") is not None:  # '' is a bad budget, not none
         from dk.cli.debug import quantize_within_budget
 
         result = quantize_within_budget(plugin, opts, kw["max_accuracy_drop"], as_json)

@@ -43,8 +43,8 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    """``1%`` or ``0.01``: points of accuracy; ``1%rel``: relative to the fp32 accuracy."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*(rel)?\s*", text or "")
+    """``1%``, ``0.01`` or ``1e-2``: points of accuracy; ``1%rel``: relative to the fp32 accuracy."""
+    match = re.fullmatch(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*(rel)?\s*", text or "")
     if not match:
         raise UsageError(f"--max-accuracy-drop {text!r}: give points like 1% (or 0.01), or a relative drop like 1%rel")
     value = float(match.group(1)) / (100 if match.group(2) else 1)
