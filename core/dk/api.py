@@ -34,7 +34,8 @@ def options_for(plugin: str, options: Mapping[str, str]) -> dict[str, str]:
     return {**plain, **scoped}
 
 
-def check_precision(plugin: str, precision: str, choose: str = "choose one of those with --precision") -> None:
+def check_precision(plugin: str, precision: str,
+                    choose: str = "choose one of those with --precision, or another plugin") -> None:
     """Refuse, before anything is built, a precision the plugin does not list in ``dk_describe``
     (a plugin that lists none is not checked), so that no plugin silently builds another one.
     ``choose``: what the user can do instead, in the words of the command's own flags."""
@@ -47,7 +48,7 @@ def check_precision(plugin: str, precision: str, choose: str = "choose one of th
         where = f"plugins with {precision}: {', '.join(others)}" if others else "see 'dk doctor'"
         raise UsageError(
             f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); "
-            f"{choose}, or another plugin ({where})"
+            f"{choose} ({where})"
         )
 
 

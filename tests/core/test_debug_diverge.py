@@ -227,7 +227,7 @@ def test_top1_agreement_judges_only_the_graph_outputs():
     ([("ort", "fp32"), ("torch", "int8")], "--plugins torch:int8: the torch plugin exports fp32 ONNX only"),
     ([("ortt", "fp32"), ("ort", "fp32")], "no plugin named 'ortt'; did you mean 'ort'?"),
     ([("ort", "fp32"), ("onnxref", "int8")], "plugin 'onnxref' has no int8 precision (it builds fp32); give one of "
-                                             "those in --plugins onnxref:PRECISION"),
+                                             "those in --plugins onnxref:PRECISION, or another plugin (plugins with int8:"),
 ])
 def test_engines_that_cannot_take_part_are_refused_before_any_build(tmp_path, monkeypatch, engines, message):
     import dk.debug.diverge as module

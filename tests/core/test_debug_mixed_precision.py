@@ -244,3 +244,24 @@ def test_an_empty_budget_is_refused_not_ignored(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: --max-accuracy-drop '': give points like 1%")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--plugin", "ort", "--report", "x.pdf"], "error: --report x.pdf: the report must end in .html or .md\n"),
+    (["--plugin", "onnxref"], "error: plugin 'onnxref' has no int8 precision (it builds fp32); dk debug layers "
+                              "measures int8 only: choose another plugin (plugins with int8: "),
+])
+def test_layers_usage_errors_name_its_own_flags(tmp_path, args, message):
+    result = run_dk("debug", "layers", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_layers_table_heads_its_node_column_node(tmp_path):
+    data = tmp_path / "eval.npz"
+    x, y = load_split("eval")
+    np.savez(data, x=x[:40], y=y[:40])
+    result = run_dk("debug", "layers", "--plugin", "ort", "--data", str(data), env_extra={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "rank" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")][:3] == ["rank", "node", "op"]

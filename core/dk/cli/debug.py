@@ -150,13 +150,16 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, re
     from dk.cli import render
     from dk.debug.sensitivity import layers_report
 
+    from dk import api
+
     as_json = kw.pop("as_json")
     opts = make_build_options(kw)
+    api.check_precision(plugin, precision, "dk debug layers measures int8 only: choose another plugin")
     if report_path:
         from dk.report import check_output_path
         from dk.report.plots import _pyplot
 
-        check_output_path(report_path)
+        check_output_path(report_path, "--report")
         _pyplot()  # matplotlib missing: say so before the quantizations, not after
     report = layers_report(plugin, opts, only_int8=only_int8, samples=samples,
                            progress=(lambda _: None) if as_json else render.note)
@@ -172,7 +175,7 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, re
     render.rows_table(
         f"dk debug layers --plugin {plugin}: {report['mode']} ({report['samples']} samples of {report['data']}; "
         f"fp32 accuracy {report['accuracy_fp32']:.4f}, all int8 {report['accuracy_int8']:.4f})",
-        report["layers"], [("rank", "rank"), ("node", "output"), ("op", "op"), ("accuracy", "accuracy"),
+        report["layers"], [("rank", "rank"), ("node", "node"), ("op", "op"), ("accuracy", "accuracy"),
                            ("mean_rel", "mean rel err vs fp32"), ("cosine", "cosine")])
 
 

@@ -116,7 +116,7 @@ def check_side(plugin: str, precision: str) -> None:
                          f"(its fp32 export) and an engine that builds {precision}, e.g. torch,ort:{precision}")
     manager = get_plugin_manager()
     manager.get(plugin)  # not installed, or failed to load: says which
-    api.check_precision(plugin, precision, f"give one of those in --plugins {plugin}:PRECISION")
+    api.check_precision(plugin, precision, f"give one of those in --plugins {plugin}:PRECISION, or another plugin")
     for stage in ("quantize" if precision == "int8" else "export", "load"):
         if not manager.implements(plugin, STAGE_HOOKS[stage]):
             raise StageNotImplemented(f"--plugins {plugin}:{precision}: plugin {plugin!r} does not implement "

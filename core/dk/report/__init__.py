@@ -58,11 +58,11 @@ def load_report_document(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def check_output_path(path: str | Path) -> Path:
-    """``path`` if it ends in .html or .md, else a one-line :class:`UsageError`."""
+def check_output_path(path: str | Path, flag: str = "-o") -> Path:
+    """``path`` if it ends in .html or .md, else a one-line :class:`UsageError` naming ``flag``."""
     target = Path(path)
     if target.suffix.lower() not in (".html", ".htm", ".md"):
-        raise UsageError(f"-o {path}: the report must end in .html or .md")
+        raise UsageError(f"{flag} {path}: the report must end in .html or .md")
     return target
 
 
