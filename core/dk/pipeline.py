@@ -110,11 +110,13 @@ class EvalData:
     evaluation: Any = None
 
 
-def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> EvalData:
+def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None,
+              random_samples: int | None = None) -> EvalData:
     """``--data FILE.npz`` (arrays ``x`` and optional ``y``), ``--data PATH`` of a dataset (a folder
     of class sub-folders, DataTool dataset.json, COCO file: read by the ``dk_load_dataset`` hook and
     pre-processed as the model declares), else the default model's held-out split when the model is
-    the default, else seeded random inputs (no labels)."""
+    the default, else seeded random inputs (no labels): ``random_samples`` of them (default one
+    batch of 8, or of the engine's fixed batch; a fixed batch rounds up to whole batches)."""
     if opts.data and not is_npz(opts.data):
         from dk.vision import evaluation
 
@@ -131,7 +133,7 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None) -> E
         data = EvalData(x, y, "digits-eval")
     else:
         spec = with_declared_size(engine.inputs[0], model_meta(opts))
-        x = random_inputs([spec], batch=_batch_of(engine, 8), seed=0)[spec.name]
+        x = _random_eval_inputs(engine, spec, random_samples)
         data = EvalData(x, None, "random(seed=0)")
     if limit is not None:
         data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
@@ -241,6 +243,18 @@ def _first_input_name(source: ModelSource, opts: BuildOptions) -> str:
     export = opts.export_request("fp32") if source.kind.startswith("torch") else None
     inputs, _ = io_specs(load_onnx(resolve_onnx(source, export).path, load_external_data=False))
     return inputs[0].name
+
+
+def _random_eval_inputs(engine: Engine, spec: TensorSpec, wanted: int | None) -> np.ndarray:
+    """Seeded random rows for ``spec``: one batch (8, or the engine's fixed batch) when ``wanted``
+    is None, else ``wanted`` rows (a fixed batch: the whole batches that hold them)."""
+    rows = _batch_of(engine, 8)
+    if wanted is not None:
+        fixed = spec.shape and isinstance(spec.shape[0], int)
+        rows = -(-wanted // rows) * rows if fixed else wanted
+    if spec.shape:  # the batch axis as long as asked, fixed or not (same values for one batch)
+        spec = attrs.evolve(spec, shape=("batch", *spec.shape[1:]))
+    return random_inputs([spec], batch=rows, seed=0)[spec.name]
 
 
 def _batch_of(engine: Engine, dynamic_default: int) -> int:

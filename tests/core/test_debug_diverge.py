@@ -285,3 +285,20 @@ def test_ctrl_c_in_the_torch_export_check_prints_the_node_found_first(broken, tm
     assert f"first divergence: {NODES[5]} (Conv)" in out
     assert "interrupted while checking the torch engine against its own ONNX export" in out
     assert not (tmp_path / "c.onnx").exists()
+
+
+@pytest.mark.parametrize("batch,samples", [("N", 12), (1, 3), (2, 5)])
+def test_samples_sets_how_many_random_inputs_are_compared(broken, tmp_path, batch, samples):
+    model = onnx.load(str(branch_model(tmp_path)))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].Clear()
+        if isinstance(batch, int):
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+        else:
+            value.type.tensor_type.shape.dim[0].dim_param = batch
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    opts = BuildOptions(model=str(tmp_path / "fixed.onnx"), out=tmp_path / "a", options={"broken:node": "A1"})
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, samples=samples).to_json()
+    assert (report["data"], report["culprit"]["name"]) == ("random(seed=0)", "A1")
+    # a fixed batch of 2 compares whole batches: 5 samples asked, the 4 of two complete batches compared
+    assert report["samples"] == (4 if batch == 2 else samples)

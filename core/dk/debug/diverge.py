@@ -118,8 +118,8 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
         if not nodes:
             raise DkError(f"{graph_path.name} has no node with a float output to compare")
         outputs = [o.name for o in model.graph.output]
-        data = _eval_data(opts, model)
-        x = data.x[:samples]
+        data = _eval_data(opts, model, samples)
+        x = whole_batches(data.x[:samples], model)
         calibration, calibration_name = _calibration(engines, opts)
         sides = [Side(p, q, opts, work, calibration, calibration_name, "prefix" if prefix else "marked")
                  for p, q in engines]
@@ -220,14 +220,30 @@ def _graph_name(path: Path, opts: pipeline.BuildOptions) -> str:
     return "default model" if opts.source().kind == "default" else path.name
 
 
-def _eval_data(opts: pipeline.BuildOptions, model: Any) -> pipeline.EvalData:
-    """The evaluation inputs ``dk compare`` would use (``--data``, the default model's split, or seeded random)."""
+def _eval_data(opts: pipeline.BuildOptions, model: Any, samples: int) -> pipeline.EvalData:
+    """The evaluation inputs ``dk compare`` would use (``--data``, the default model's split, or
+    ``samples`` seeded random ones)."""
     from dk.engine import Engine
     from dk.onnx_io import io_specs
 
     shell = Engine()
     shell.inputs, shell.outputs = io_specs(model)
-    return pipeline.eval_data(opts, shell)
+    return pipeline.eval_data(opts, shell, random_samples=samples)
+
+
+def whole_batches(x: np.ndarray, model: Any) -> np.ndarray:
+    """``x`` cut to whole batches of the model's fixed batch size (an engine runs only those), so
+    the number of samples reported is the number compared; all of ``x`` for a dynamic batch."""
+    from dk.onnx_io import io_specs
+
+    inputs, _ = io_specs(model)
+    batch = inputs[0].shape[0] if inputs and inputs[0].shape else None
+    if not isinstance(batch, int) or batch <= 0:
+        return x
+    if len(x) < batch:
+        raise UsageError(f"--samples: the model's batch size is fixed at {batch}, more than the {len(x)} "
+                         f"sample(s) to compare; give --samples {batch} or more (and --data with as many)")
+    return x[: len(x) // batch * batch]
 
 
 def _calibration(engines: list[tuple[str, str]], opts: pipeline.BuildOptions):
