@@ -135,6 +135,9 @@ def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
     full_extra = Artifact.load(json.loads(full.stdout)["artifact"]["path"]).manifest["extra"]
     mixed_extra = Artifact.load(json.loads(mixed.stdout)["artifact"]["path"]).manifest["extra"]
     assert mixed_extra["float_nodes"] == ["/classifier/Gemm", "/features/features.5/Conv"]
+    mixed_options = Artifact.load(json.loads(mixed.stdout)["artifact"]["path"]).manifest["options"]
+    assert mixed_options["exclude_nodes"] == mixed_extra["float_nodes"]  # where ort records them too
+    assert "exclude_nodes" not in Artifact.load(json.loads(full.stdout)["artifact"]["path"]).manifest["options"]
     assert mixed_extra["fake_quantize_nodes"] < full_extra["fake_quantize_nodes"]
     bad = run_dk("run", "quantize", "--plugin", "openvino", "-o", "exclude_nodes=/nope", "--out", str(tmp_path / "c"))
     assert bad.returncode != 0 and "exclude_nodes: no node named /nope" in bad.stderr

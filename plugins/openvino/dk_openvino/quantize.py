@@ -69,6 +69,7 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     name = model_artifact_name(src.model_name, meta, inputs, "int8")
 
     ignored = ignored_ops(src.model, own_options.get("exclude_nodes", ""))
+    float_nodes = sorted({n.strip() for n in own_options.get("exclude_nodes", "").split(",") if n.strip()})
 
     def build(folder: Path) -> BuiltModel:
         quantized = run_nncf(nncf, src.model, calibration, request.per_channel, preset, subset_size, fast_bias,
@@ -77,13 +78,15 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
         fake_quantize = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
         extra = {"method": "nncf-ptq", "preset": preset, "fake_quantize_nodes": fake_quantize}
         if ignored:
-            extra["float_nodes"] = sorted({n.strip() for n in own_options["exclude_nodes"].split(",") if n.strip()})
+            extra["float_nodes"] = float_nodes
         return BuiltModel(files, FORMAT, "int8", inputs, port_specs(quantized.outputs), extra)
 
     build_options = {
         **request.build_options(), "options": own_options, "calibration": attrs.asdict(info),
         "preset": preset, "subset_size": subset_size, "fast_bias_correction": fast_bias,
     }
+    if ignored:  # as ort records it (a list, at the top of options); only then: other keys stay as they were
+        build_options["exclude_nodes"] = float_nodes
     return build_artifact(
         plugin=PLUGIN,
         out_dir=request.out_dir,
