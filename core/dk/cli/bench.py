@@ -39,6 +39,7 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
     from dk.bench.targets import parse_targets
     from dk.plugins import get_plugin_manager
 
+    _check_outputs(kw)
     plugins = split_list(kw.get("plugins"), "--plugins") or ([plugin] if plugin else [])
     precisions = split_list(kw.get("precisions"), "--precisions") or [precision or "fp32"]
     reference = parse_entry(kw["reference"]) if kw.get("reference") not in (None, "none") else None
@@ -78,6 +79,17 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         render.note(f"{len(regressions)} regression(s) beyond {max_regression:.1%}: see 'regressions' in the JSON")
     _raise_for(document, regressions, max_regression, kw)
     return document
+
+
+def _check_outputs(kw: dict) -> None:
+    """--output and --csv can be written, before the sweep runs (a bad path must not lose its results)."""
+    from dk.cli.output_paths import check_distinct, check_output_file
+
+    if kw.get("output"):
+        check_output_file(kw["output"], "--output", "results.json")
+    if kw.get("csv"):
+        check_output_file(kw["csv"], "--csv", "results.csv")
+    check_distinct({"--output": kw.get("output"), "--csv": kw.get("csv")})
 
 
 def _runner_choice(kw: dict) -> tuple[str | None, str | None]:

@@ -46,10 +46,12 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     """
     from dk.cli import render
     from dk.cli.options import parse_plugin_list
+    from dk.cli.output_paths import check_output_file
     from dk.debug.diverge import diverge as run_diverge
 
     as_json = kw.pop("as_json")
     engines = parse_plugin_list(plugin_list)
+    check_output_file(subgraph, "--subgraph", "first-divergence.onnx")
     opts = make_build_options(kw)
     result = run_diverge(engines, opts, samples=samples, per_build=per_build, subgraph=subgraph, prefix=prefix,
                          mark_all=mark_all, progress=(lambda _: None) if as_json else render.note)
@@ -159,7 +161,10 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, re
         from dk.report import check_output_path
         from dk.report.plots import _pyplot
 
+        from dk.cli.output_paths import check_output_file
+
         check_output_path(report_path, "--report")
+        check_output_file(report_path, "--report", "layers.html")
         _pyplot()  # matplotlib missing: say so before the quantizations, not after
     report = layers_report(plugin, opts, only_int8=only_int8, samples=samples,
                            progress=(lambda _: None) if as_json else render.note)

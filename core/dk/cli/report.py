@@ -24,7 +24,10 @@ def report(results: str, output: str, as_json: bool) -> None:
     from dk.report import check_output_path, load_report_document, write_report
     from dk.report.sensitivity import write_sensitivity_report
 
+    from dk.cli.output_paths import check_output_file
+
     check_output_path(output)
+    check_output_file(output, "-o", "report.html")
     document = load_report_document(results)
     write = write_sensitivity_report if document["schema"] == LAYERS_SCHEMA else write_report
     with render.step(f"writing {output}", as_json):
