@@ -120,6 +120,11 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
     from dk.plugins import get_plugin_manager
 
     torch_request = attrs.evolve(request or ExportRequest(source=source), source=source, precision="fp32")
+    # the torch plugin refuses keys it does not know: give it only its own, not the calling plugin's
+    from dk.plugin_options import SOURCE_OPTIONS
+
+    own = {k: v for k, v in torch_request.options.items() if k in SOURCE_OPTIONS}
+    torch_request = attrs.evolve(torch_request, options=own)
     artifact = get_plugin_manager().call_stage("torch", "export", request=torch_request)
     meta = merge_meta(artifact.model_meta, source.meta)
     return OnnxModel(

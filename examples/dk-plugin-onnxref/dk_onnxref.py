@@ -8,6 +8,10 @@ from dk.hooks import hookimpl
 from dk.specs import PluginInfo
 
 
+#: -o KEY=VALUE options this plugin reads (key -> meaning): none; unknown keys are refused.
+OPTIONS = {}
+
+
 @hookimpl
 def dk_describe(probe):
     return PluginInfo(name="onnxref", kind="engine", formats_in=["onnx"], formats_out=["onnx"],
@@ -20,6 +24,9 @@ def dk_export(request):
     from dk.onnx_io import io_specs, load_onnx
     from dk.sources import resolve_onnx
 
+    from dk.plugin_options import refuse_unknown
+
+    refuse_unknown("onnxref", request.options, OPTIONS)
     src = resolve_onnx(request.source, request)  # default model, ONNX file, artifact or torch
     inputs, outputs = io_specs(load_onnx(src.path))
 
@@ -52,9 +59,11 @@ class ReferenceEngine(Engine):
 
 
 @hookimpl
-def dk_load_engine(artifact, device):
+def dk_load_engine(artifact, device, options):
     from dk.errors import DeviceError
+    from dk.plugin_options import refuse_unknown
 
+    refuse_unknown("onnxref", options, OPTIONS)
     if device != "cpu":
         raise DeviceError(f"onnxref runs on cpu only, not {device!r}")
     return ReferenceEngine(artifact)

@@ -37,6 +37,7 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
     from dk.bench.runners import get_runner
     from dk.bench.sweep import parse_batches, parse_entry, parse_sizes, plan_sweep, split_list
     from dk.bench.targets import parse_targets
+    from dk.cli.options import check_option_scopes
     from dk.plugins import get_plugin_manager
 
     _check_outputs(kw)
@@ -52,6 +53,7 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         hw_interval=float(kw.get("hw_interval") if kw.get("hw_interval") is not None else 0.1),
         targets=parse_targets(kw.get("targets")), profile_layers=bool(kw.get("profile_layers")),
     )
+    check_option_scopes(opts.options, [entry.engine for entry in plan.all_entries])
     max_regression = results.parse_fraction(kw.get("max_regression") or "5%")
     baseline = results.load(kw["baseline"]) if kw.get("baseline") else None  # fail before running
     manager.load_all()  # platform plugins: hardware statistics and the environment record

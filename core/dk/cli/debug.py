@@ -45,7 +45,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     1 when a diverging node was found, 130 on Ctrl-C (after printing what was found so far).
     """
     from dk.cli import render
-    from dk.cli.options import parse_plugin_list
+    from dk.cli.options import check_option_scopes, parse_plugin_list
     from dk.cli.output_paths import check_output_file
     from dk.debug.diverge import diverge as run_diverge
 
@@ -53,6 +53,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     engines = parse_plugin_list(plugin_list)
     check_output_file(subgraph, "--subgraph", "first-divergence.onnx")
     opts = make_build_options(kw)
+    check_option_scopes(opts.options, [name for name, _ in engines])
     result = run_diverge(engines, opts, samples=samples, per_build=per_build, subgraph=subgraph, prefix=prefix,
                          mark_all=mark_all, progress=(lambda _: None) if as_json else render.note)
     report = result.to_json()
@@ -153,9 +154,11 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, re
     from dk.debug.sensitivity import layers_report
 
     from dk import api
+    from dk.cli.options import check_option_scopes
 
     as_json = kw.pop("as_json")
     opts = make_build_options(kw)
+    check_option_scopes(opts.options, [plugin])
     api.check_precision(plugin, precision, "dk debug layers measures int8 only: choose another plugin")
     if report_path:
         from dk.report import check_output_path

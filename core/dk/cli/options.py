@@ -50,3 +50,18 @@ def check_ranges(min_s: dict, opt_s: dict, max_s: dict) -> None:
         opt = opt_s.get(name)
         if opt and ((lo and any(a > b for a, b in zip(lo, opt))) or (hi and any(a > b for a, b in zip(opt, hi)))):
             raise UsageError(f"input {name!r}: --opt-shapes {opt} is outside min..max")
+
+
+def check_option_scopes(options: dict[str, str], plugins: list[str]) -> None:
+    """Refuse ``-o PLUGIN:KEY=VALUE`` whose PLUGIN is none of this run's ``plugins``: such an
+    option would reach no plugin (``-o ortt:level=all`` was dropped without a word)."""
+    import difflib
+
+    run = list(dict.fromkeys(p for p in plugins if p))
+    for key, value in options.items():
+        scope, sep, name = key.partition(":")
+        if not sep or scope in run:
+            continue
+        close = difflib.get_close_matches(scope, run, n=1)
+        hint = f"did you mean '{close[0]}:{name}'?" if close else "give the prefix of one of them, or none"
+        raise UsageError(f"-o {key}={value}: '{scope}' is not a plugin of this run ({', '.join(run)}); {hint}")

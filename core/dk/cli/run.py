@@ -75,6 +75,10 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
 
         raise UsageError("name the plugin with --plugin NAME (see 'dk doctor')")
     opts = make_build_options(kw)
+    if stage != "bench":  # a sweep checks against its engines once they are known
+        from dk.cli.options import check_option_scopes
+
+        check_option_scopes(opts.options, [plugin] + ([kw["reference"] or "torch"] if stage == "all" else []))
     from dk.cli import stages
 
     if stage == "export":

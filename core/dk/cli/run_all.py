@@ -31,10 +31,19 @@ def _reference(reference: str, opts, quiet: bool):
         return None
     try:
         with render.step(f"exporting the {reference} reference", quiet):
-            return pipeline.export(reference, "fp32", opts)
+            return pipeline.export(reference, "fp32", reference_options(reference, opts))
     except (PluginNotFound, MissingDependency, StageNotImplemented) as exc:
         render.note(f"[yellow]note:[/] no {reference} reference: {exc}")
         return None
+
+
+def reference_options(reference: str, opts):
+    """``opts`` with only the ``-o REFERENCE:KEY=VALUE`` options: a plain ``-o KEY=VALUE`` is meant
+    for the plugin under test, not for the reference it is compared with."""
+    import attrs
+
+    scoped = {k: v for k, v in opts.options.items() if k.startswith(f"{reference}:")}
+    return attrs.evolve(opts, options=scoped)
 
 
 def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iterations: int, quiet: bool) -> dict:
@@ -55,10 +64,11 @@ def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iteratio
     rows: list[dict[str, Any]] = []
     ref = None
     if ref_artifact is not None:
-        with api.load_engine(reference, ref_artifact, "cpu", {}) as engine:
+        ref_opts = reference_options(reference, opts)
+        with api.load_engine(reference, ref_artifact, "cpu", ref_opts.options) as engine:
             data = pipeline.eval_data(opts, engine)
         with render.step(f"benchmarking {reference} fp32", quiet):
-            ref = _measure(reference, ref_artifact, opts, data, batch, warmup, iterations)
+            ref = _measure(reference, ref_artifact, ref_opts, data, batch, warmup, iterations)
         rows.append(_row(reference, "fp32", ref, None, None))
     # Speed-up and parity are measured against the reference or, without one, the plugin's own fp32.
     baseline, baseline_name = ref, (f"{reference} fp32" if ref else f"{plugin} fp32")

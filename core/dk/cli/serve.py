@@ -69,7 +69,7 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
     require_serve_dependencies()  # each start-up step ends early once a stop signal came
     from dk import api, pipeline
     from dk.artifacts import Artifact
-    from dk.cli.options import parse_key_values
+    from dk.cli.options import check_option_scopes, parse_key_values
     from dk.cli.render import note
     from dk.errors import UsageError
     from dk.serve.app import ModelInfo, create_app
@@ -83,6 +83,7 @@ def _serve(signals: Any, plugin: str, artifact: str | None, host: str, port: int
         header_timeout_s=kw["header_timeout"], body_timeout_s=kw["body_timeout"], max_connections=kw["max_connections"],
     )
     options = parse_key_values(plugin_options)
+    check_option_scopes(options, [plugin])
     config.device, config.engine_options = device, options
     if signals.stopping:
         return

@@ -82,7 +82,7 @@ class BackendConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def runs(cls, info, tmp_path_factory):
-        runs = DefaultModelRuns(tmp_path_factory.mktemp(f"dk-{cls.plugin}"), cls.device, cls.load_options)
+        runs = DefaultModelRuns(tmp_path_factory.mktemp(f"dk-{cls.plugin}"), cls.device, cls.load_options, cls.plugin)
         yield runs
         runs.close()
 

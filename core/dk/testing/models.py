@@ -98,9 +98,13 @@ class DefaultModelRuns:
     Keyed by (plugin, precision); fp16 comes from export, int8 from quantize.
     """
 
-    def __init__(self, out_dir: Path, device: str = "cpu", load_options: Mapping[str, str] | None = None):
+    def __init__(self, out_dir: Path, device: str = "cpu", load_options: Mapping[str, str] | None = None,
+                 options_plugin: str | None = None):
+        """``load_options`` go to ``options_plugin`` only (every plugin when it is None): the
+        torch reference refuses another engine's keys."""
         self.out_dir, self.device = Path(out_dir), device
         self.load_options = dict(load_options or {})
+        self.options_plugin = options_plugin
         self._artifacts: dict[tuple[str, str], Artifact] = {}
         self._engines: dict[tuple[str, str], Engine] = {}
         self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -129,7 +133,8 @@ class DefaultModelRuns:
         key = (plugin, precision)
         if key not in self._engines:
             artifact = self.artifact(plugin, precision)
-            self._engines[key] = api.load_engine(plugin, artifact, self.device, self.load_options)
+            options = self.load_options if self.options_plugin in (None, plugin) else {}
+            self._engines[key] = api.load_engine(plugin, artifact, self.device, options)
         return self._engines[key]
 
     def eval_outputs(self, plugin: str, precision: str = "fp32") -> dict[str, np.ndarray]:

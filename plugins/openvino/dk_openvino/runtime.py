@@ -125,8 +125,10 @@ def device_name(device: str) -> str:
 
 def check_options(options: Mapping[str, str], stage: str) -> dict[str, str]:
     """Refuse unknown option keys (naming the valid ones); return this stage's options."""
+    from dk.plugin_options import SOURCE_OPTIONS  # read while a torch source becomes ONNX
+
     known = {k: v for table in OPTIONS.values() for k, v in table.items()}
-    unknown = sorted(set(options) - set(known))
+    unknown = sorted(set(options) - set(known) - set(SOURCE_OPTIONS))
     if unknown:
         valid = "; ".join(f"{k}: {v}" for k, v in known.items())
         raise DkError(f"unknown openvino option(s) {', '.join(unknown)}; valid options are {valid}")

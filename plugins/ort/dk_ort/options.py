@@ -40,7 +40,9 @@ def check_options(options: Mapping[str, str], known: Mapping[str, str], what: st
     """Refuse option keys no stage of this plugin knows, listing the valid ones with their meaning.
     Keys of the other stages pass: ``dk run bench -o threads=1`` gives the same options to export,
     quantize and load, and each stage uses its own."""
-    every_stage = {*LOAD_OPTIONS, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS}
+    from dk.plugin_options import SOURCE_OPTIONS  # read while a torch source becomes ONNX
+
+    every_stage = {*LOAD_OPTIONS, *EXPORT_OPTIONS, *QUANTIZE_OPTIONS, *SOURCE_OPTIONS}
     unknown = sorted(set(options) - every_stage)
     if unknown:
         valid = "; ".join(f"{k}: {v}" for k, v in known.items())

@@ -61,12 +61,16 @@ def _probe(info: "PluginInfo") -> None:
 @hookimpl
 def dk_export(request: "ExportRequest") -> "Artifact":
     from dk_torch.export import export_onnx
+    from dk_torch.options import check_options
 
+    check_options(request.options)
     return export_onnx(request)
 
 
 @hookimpl
 def dk_load_engine(artifact: "Artifact", device: str, options: Mapping[str, str]) -> "Engine":
     from dk_torch.engine import load_torch_engine
+    from dk_torch.options import check_options
 
+    check_options(options)
     return load_torch_engine(artifact, device, options)

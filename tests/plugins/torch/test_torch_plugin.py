@@ -74,3 +74,28 @@ def test_plugin_is_registered_under_entry_point_torch():
 
     assert record.plugin is plugin and record.distribution == "dk-plugin-torch"
     assert api.describe("torch").name == "torch"
+
+
+def test_unknown_options_are_refused_at_export_and_load(tmp_path):
+    import pytest
+
+    from dk.errors import UsageError
+    from dk.specs import ExportRequest, ModelSource
+
+    with pytest.raises(UsageError, match=r"^unknown torch option\(s\) bogus; valid options are precision: "):
+        api.export("torch", ExportRequest(source=ModelSource("default", ""), out_dir=tmp_path, options={"bogus": "1"}))
+    artifact = api.export("torch", ExportRequest(source=ModelSource("default", ""), out_dir=tmp_path,
+                                                 options={"threads": "1"}))  # a load key passes the export
+    assert artifact.manifest["options"]["options"] == {"threads": "1"}
+    with pytest.raises(UsageError, match=r"unknown torch option\(s\) levle"):
+        api.load_engine("torch", artifact, "cpu", {"levle": "all"})
+
+
+def test_another_plugin_exporting_a_torch_source_passes_only_the_source_options_on(tmp_path, tiny_module):
+    from dk.specs import ExportRequest, ModelSource
+
+    source = ModelSource("torch-callable", f"{tiny_module}:make_tiny")
+    api.export("ort", ExportRequest(source=source, out_dir=tmp_path, shapes={"input": (1, 3, 8, 8)},
+                                    options={"level": "all", "name": "net"}))  # level: ort's, refused by torch
+    (manifest,) = (tmp_path / "torch").glob("*/dk.json")
+    assert json.loads(manifest.read_text())["options"]["options"] == {"name": "net"}
