@@ -100,7 +100,7 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     else:
         from dk.cli.run_all import run_all
 
-        result = run_all(plugin, opts, kw["reference"] or "torch", kw["batch"], kw["warmup"], kw["iterations"], as_json)
+        result = run_all(plugin, opts, kw["reference"], kw["batch"], kw["warmup"], kw["iterations"], as_json)
     if as_json:
         from dk.cli.render import print_json
 

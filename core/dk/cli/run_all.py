@@ -25,14 +25,17 @@ def _measure(plugin: str, artifact, opts, data, batch: int, warmup: int, iterati
     return {"outputs": outputs, "accuracy": accuracy, "latency": stats.to_json(), "artifact": str(artifact.path)}
 
 
-def _reference(reference: str, opts, quiet: bool):
-    """The reference engine's fp32 artifact, or None (with a note) when it is not installed."""
+def _reference(reference: str, opts, quiet: bool, required: bool):
+    """The reference engine's fp32 artifact, or None: with ``--reference none``, or (with a note)
+    when the default reference is not installed. A reference named with ``--reference`` must work."""
     if reference == "none":
         return None
     try:
         with render.step(f"exporting the {reference} reference", quiet):
             return pipeline.export(reference, "fp32", reference_options(reference, opts))
     except (PluginNotFound, MissingDependency, StageNotImplemented) as exc:
+        if required:
+            raise
         render.note(f"[yellow]note:[/] no {reference} reference: {exc}")
         return None
 
@@ -46,10 +49,21 @@ def reference_options(reference: str, opts):
     return attrs.evolve(opts, options=scoped)
 
 
-def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iterations: int, quiet: bool) -> dict:
+#: The reference of ``dk run all`` when ``--reference`` is not given; a note, not an error, when missing.
+DEFAULT_REFERENCE = "torch"
+
+
+def run_all(plugin: str, opts, reference: str | None, batch: int, warmup: int, iterations: int,
+            quiet: bool) -> dict:
+    """``reference``: the engine named with ``--reference`` (None: :data:`DEFAULT_REFERENCE`)."""
     from dk.testing.tolerances import compare_outputs
 
     get_plugin_manager().get(plugin)  # fail fast on an unknown plugin, before any work
+    required = reference is not None
+    reference = reference or DEFAULT_REFERENCE
+    if required and reference != "none":
+        get_plugin_manager().get(reference)  # a named reference must exist: one error, before any work
+    ref_artifact = _reference(reference, opts, quiet, required)  # first: a named reference that fails, fails early
     builds: list[tuple[str, Any]] = []
     with render.step(f"exporting with {plugin} (fp32)", quiet):
         builds.append(("fp32", pipeline.export(plugin, "fp32", opts)))
@@ -59,7 +73,6 @@ def run_all(plugin: str, opts, reference: str, batch: int, warmup: int, iteratio
     else:
         render.note(f"[yellow]note:[/] plugin {plugin!r} has no quantize stage; int8 skipped")
 
-    ref_artifact = _reference(reference, opts, quiet)
     data = None
     rows: list[dict[str, Any]] = []
     ref = None

@@ -1,0 +1,28 @@
+"""Options that cannot work are refused with one error line before any work starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_dk
+
+
+def _refused(proc, code: int = 2) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_run_all_with_an_unknown_reference_exits_2_before_building(tmp_path):
+    line = _refused(run_dk("run", "all", "--plugin", "ort", "--reference", "bogus", "--out", str(tmp_path)))
+    assert line.startswith("error: no plugin named 'bogus'")
+    assert not (tmp_path / "ort").exists()
+
+
+def test_run_all_with_a_named_reference_that_cannot_export_is_an_error(tmp_path):
+    line = _refused(run_dk("run", "all", "--plugin", "ort", "--reference", "core", "--out", str(tmp_path)))
+    assert line.startswith("error: plugin 'core' does not implement stage 'export'")
+    assert not (tmp_path / "ort").exists()
