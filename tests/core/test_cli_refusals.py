@@ -26,3 +26,14 @@ def test_run_all_with_a_named_reference_that_cannot_export_is_an_error(tmp_path)
     line = _refused(run_dk("run", "all", "--plugin", "ort", "--reference", "core", "--out", str(tmp_path)))
     assert line.startswith("error: plugin 'core' does not implement stage 'export'")
     assert not (tmp_path / "ort").exists()
+
+
+def test_a_bench_whose_every_run_was_skipped_says_why_and_exits_1(tmp_path):
+    pytest.importorskip("onnxruntime")
+    proc = run_dk("run", "bench", "--plugin", "ort", "--static", "--batches", "4,8", "--iterations", "3",
+                  "--hw-interval", "0", "--out", str(tmp_path), "--output", str(tmp_path / "r.json"))
+    assert _refused(proc, code=1) == ("error: nothing was measured, every run was skipped: ort:fp32 batches 4, 8: "
+                                      "the engine has a fixed batch of 1; export without --static")
+    assert proc.stdout == ""
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert [r["status"] for r in document["runs"]] == ["skipped", "skipped"]

@@ -28,6 +28,12 @@ class RunsFailed(DkError):
     exit_code = 1
 
 
+class NothingMeasured(DkError):
+    """Every run of the sweep was skipped (a fixed batch other than the one asked for, ...)."""
+
+    exit_code = 1
+
+
 def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Plan, run, write and gate a benchmark; returns the result document."""
     from dk.bench import environment, results
@@ -159,6 +165,12 @@ def _raise_for(document: dict, regressions: list, max_regression: float, kw: dic
         if len(runs) == 1:
             raise RunsFailed(f"{first['what']} failed: {first['error']}")
         raise RunsFailed(f"{len(failed)} of {len(runs)} run(s) failed; first: {first['what']}: {first['error']}")
+    if runs and all(r["status"] == "skipped" for r in runs):
+        from dk.cli.bench_tables import not_ok_groups
+        from dk.report.plots import sweeps_sizes
+
+        why = "; ".join(f"{g['what']}: {g['error']}" for g in not_ok_groups(runs, sweeps_sizes(document)))
+        raise NothingMeasured(f"nothing was measured, every run was skipped: {why}")
 
 
 class _ProgressBar:
