@@ -19,6 +19,18 @@ def test_fractions():
     assert parse_fraction("5%") == 0.05 and parse_fraction("0.1") == 0.1
     with pytest.raises(UsageError, match="not a percentage"):
         parse_fraction("five")
+    assert parse_fraction("1") == 1.0 and parse_fraction("150%") == 1.5  # explicit percentages may exceed 100
+
+
+@pytest.mark.parametrize("text, message", [
+    ("5", "--max-regression: '5' would allow 500% worse; write 5% for 5 percent (or 0.05 as a fraction)"),
+    ("-1%", "--max-regression: '-1%' must be a finite percentage, not negative (e.g. 5%)"),
+    ("nan", "--max-regression: 'nan' must be a finite percentage, not negative (e.g. 5%)"),
+])
+def test_a_bare_number_above_1_and_negative_or_nan_fractions_are_refused(text, message):
+    with pytest.raises(UsageError) as error:
+        parse_fraction(text)
+    assert str(error.value) == message
 
 
 def test_only_changes_beyond_the_threshold_in_the_bad_direction_count():

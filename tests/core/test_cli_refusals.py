@@ -37,3 +37,18 @@ def test_a_bench_whose_every_run_was_skipped_says_why_and_exits_1(tmp_path):
     assert proc.stdout == ""
     document = json.loads((tmp_path / "r.json").read_text())
     assert [r["status"] for r in document["runs"]] == ["skipped", "skipped"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--duration", "-1"], "error: invalid value for '--duration': -1.0 is not in the range x>0; see 'dk run --help'"),
+    (["--duration", "0"], "error: invalid value for '--duration': 0.0 is not in the range x>0; see 'dk run --help'"),
+    (["--duration", "nan"], "error: invalid value for '--duration': 'nan' is not a finite number of seconds; "
+                            "see 'dk run --help'"),
+    (["--hw-interval", "-1"], "error: invalid value for '--hw-interval': -1.0 is not in the range x>=0; "
+                              "see 'dk run --help'"),
+    (["--max-regression", "5"], "error: --max-regression: '5' would allow 500% worse; write 5% for 5 percent "
+                                "(or 0.05 as a fraction)"),
+])
+def test_timing_and_gate_values_that_cannot_be_meant_are_refused(tmp_path, args, expected):
+    assert _refused(run_dk("run", "bench", "--plugin", "ort", *args, "--out", str(tmp_path))) == expected
+    assert not (tmp_path / "ort").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -128,14 +129,19 @@ GATED_METRICS = {"p50_ms": (("latency", "p50_ms"), False), "throughput": (("late
 
 
 def parse_fraction(text: str) -> float:
-    """``5%`` or ``0.05`` -> 0.05."""
+    """``5%`` or ``0.05`` -> 0.05. A bare number above 1 is refused: ``5`` would allow 500 %,
+    so a CI gate written that way would never fire."""
     raw = str(text).strip()
+    percent = raw.endswith("%")
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        value = float(raw[:-1]) / 100 if percent else float(raw)
     except ValueError:
         raise UsageError(f"--max-regression: {text!r} is not a percentage such as 5%") from None
-    if value < 0:
-        raise UsageError("--max-regression must not be negative")
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--max-regression: {text!r} must be a finite percentage, not negative (e.g. 5%)")
+    if not percent and value > 1:
+        raise UsageError(f"--max-regression: {text!r} would allow {value:.0%} worse; write {raw}% for {raw} percent "
+                         f"(or {value / 100:g} as a fraction)")
     return value
 
 

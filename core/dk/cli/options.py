@@ -5,9 +5,25 @@ Errors are :class:`dk.errors.UsageError`: one line naming the option, exit code 
 
 from __future__ import annotations
 
+import math
+
+import click
+
 from dk.errors import UsageError
 
 PRECISIONS = ("fp32", "fp16", "int8")  # as dk.specs.PRECISIONS; not imported to keep --help fast
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds in a range (click's FloatRange lets nan and inf through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return number
 
 
 def parse_key_values(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from dk.cli.common import build_options, make_build_options
+from dk.cli.options import Seconds
 
 STAGES = ("export", "quantize", "infer", "bench", "all")
 
@@ -27,7 +28,8 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="infer/bench batch size.")
 @click.option("--iterations", type=click.IntRange(1), default=200, show_default=True, help="bench: timed calls.")
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="bench: untimed calls first.")
-@click.option("--duration", type=float, help="bench: time for this many seconds instead of --iterations.")
+@click.option("--duration", type=Seconds(0, min_open=True), metavar="S",
+              help="bench: time for this many seconds (more than 0) instead of --iterations.")
 @click.option("--reference", default=None,
               help="all: reference engine for parity and speed-up (default torch; 'none' to skip). "
               "bench: ENGINE:PRECISION for speed-up (default: the first of the sweep).")
@@ -39,14 +41,15 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
               help="bench: time pre-processing with inference.")
 @click.option("--include-copies/--exclude-copies", default=True, show_default=True,
               help="bench: time host<->device copies (where the engine can separate them).")
-@click.option("--hw-interval", type=float, default=0.1, show_default=True,
+@click.option("--hw-interval", type=Seconds(0), metavar="S", default=0.1, show_default=True,
               help="bench: hardware statistics every S seconds (0: off).")
 @click.option("--output", type=click.Path(), help="bench: write the results (JSON) here. infer: folder for "
               "results.json (CSV for videos) and rendered images/videos.")
 @click.option("--csv", type=click.Path(dir_okay=False), help="bench: write one CSV row per run here.")
 @click.option("--baseline", type=click.Path(dir_okay=False), help="bench: compare with this results JSON.")
 @click.option("--max-regression", default="5%", show_default=True,
-              help="bench: allowed worsening of latency, throughput or accuracy against --baseline.")
+              help="bench: allowed worsening of latency, throughput or accuracy against --baseline: 5% or "
+              "0.05 (a bare number above 1 is refused: write 5% for five percent).")
 @click.option("--profile-layers", is_flag=True, help="bench: per-layer times like trtexec --dumpProfile "
               "(engines with a layer profiler, e.g. trt).")
 @click.option("--runner", help="bench: who runs the sweep's cells: local (default) or a plugin's runner (ray).")
