@@ -52,3 +52,54 @@ def test_a_bench_whose_every_run_was_skipped_says_why_and_exits_1(tmp_path):
 def test_timing_and_gate_values_that_cannot_be_meant_are_refused(tmp_path, args, expected):
     assert _refused(run_dk("run", "bench", "--plugin", "ort", *args, "--out", str(tmp_path))) == expected
     assert not (tmp_path / "ort").exists()
+
+
+@pytest.fixture(scope="module")
+def int8_artifact(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("int8")
+    proc = run_dk("run", "quantize", "--plugin", "ort", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["artifact"]["path"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["bench", "--plugin", "ort", "--plugins", "openvino"],
+     "error: --plugin ort and --plugins openvino both say what to run; give --plugin NAME for one engine or "
+     "--plugins A,B for several"),
+    (["bench", "--plugin", "ort", "--precision", "int8", "--precisions", "fp32"],
+     "error: --precision int8 and --precisions fp32 both say what to run; give --precision P for one or "
+     "--precisions P,Q for several"),
+    (["all", "--plugin", "ort", "--precision", "int8"],
+     "error: --precision does nothing in 'dk run all' (dk run all builds and compares fp32 and int8 itself); "
+     "drop it"),
+    (["all", "--plugin", "ort", "--duration", "2"],
+     "error: --duration does nothing in 'dk run all' (it is an option of dk run bench); drop it"),
+    (["export", "--plugin", "ort", "--output", "x.json"],
+     "error: --output does nothing in 'dk run export' (it is an option of dk run infer and dk run bench); drop it"),
+    (["export", "--plugin", "ort", "--simplify"],
+     "error: --simplify: only the torch exporter simplifies, and the model here is the embedded ONNX model; drop "
+     "--simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)"),
+    (["bench", "--plugins", "ort,,openvino"],
+     "error: --plugins: 'ort,,openvino' has an empty entry; write the list without it (ort,openvino)"),
+    (["bench", "--plugin", "ort", "--batches", "1,"], "error: --batches: '1,' has an empty entry; write the list "
+                                                       "without it (1)"),
+])
+def test_options_that_conflict_or_do_nothing_are_refused(tmp_path, args, expected):
+    assert _refused(run_dk("run", *args, "--out", str(tmp_path))) == expected
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, what", [("infer", "--precision fp16"), ("bench", "ort:fp16")])
+def test_a_precision_that_is_not_the_artifacts_is_refused(tmp_path, int8_artifact, stage, what):
+    line = _refused(run_dk("run", stage, "--plugin", "ort", "--precision", "fp16", "--artifact", int8_artifact))
+    assert line == (f"error: {what}: the artifact {int8_artifact} is int8 and is used as it is; ask for int8 "
+                    "(or give no precision), or give a fp16 artifact")
+
+
+def test_a_bench_of_an_artifact_records_the_artifacts_precision(int8_artifact):
+    proc = run_dk("run", "bench", "--plugin", "ort", "--artifact", int8_artifact, "--iterations", "3",
+                  "--hw-interval", "0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert (document["precision"], document["runs"][0]["precision"]) == ("int8", "int8")

@@ -111,9 +111,15 @@ class SweepPlan:
 
 
 def split_list(text: str | None, option: str) -> list[str]:
-    items = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if text is not None and not items:
+    """``a,b`` -> ["a", "b"]; an empty entry (``a,,b``, ``a,``) is refused, not dropped."""
+    if text is None:
+        return []
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
         raise UsageError(f"{option}: give a comma-separated list")
+    if not all(items):
+        raise UsageError(f"{option}: {text!r} has an empty entry; write the list without it "
+                         f"({','.join(i for i in items if i)})")
     return items
 
 

@@ -48,7 +48,7 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
 
     _check_outputs(kw)
     plugins = split_list(kw.get("plugins"), "--plugins") or ([plugin] if plugin else [])
-    precisions = split_list(kw.get("precisions"), "--precisions") or [precision or "fp32"]
+    precisions = split_list(kw.get("precisions"), "--precisions") or [precision or _default_precision(opts)]
     reference = parse_entry(kw["reference"]) if kw.get("reference") not in (None, "none") else None
     manager = get_plugin_manager()
     plan = plan_sweep(
@@ -60,6 +60,7 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         targets=parse_targets(kw.get("targets")), profile_layers=bool(kw.get("profile_layers")),
     )
     check_option_scopes(opts.options, [entry.engine for entry in plan.all_entries])
+    _check_build(plan, opts)
     max_regression = results.parse_fraction(kw.get("max_regression") or "5%")
     baseline = results.load(kw["baseline"]) if kw.get("baseline") else None  # fail before running
     manager.load_all()  # platform plugins: hardware statistics and the environment record
@@ -87,6 +88,23 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         render.note(f"{len(regressions)} regression(s) beyond {max_regression:.1%}: see 'regressions' in the JSON")
     _raise_for(document, regressions, max_regression, kw)
     return document
+
+
+def _default_precision(opts: Any) -> str:
+    """fp32, or the precision of ``--artifact`` (which is benchmarked as it is)."""
+    from dk.cli.common import artifact_precision
+
+    return artifact_precision(opts) or "fp32"
+
+
+def _check_build(plan: Any, opts: Any) -> None:
+    """--simplify where nothing simplifies; an entry whose precision is not the --artifact's."""
+    from dk.cli.common import check_artifact_precision, check_simplify
+
+    engines = [entry.engine for entry in plan.all_entries]
+    check_simplify(opts, engines)
+    for entry in plan.all_entries:
+        check_artifact_precision(opts, entry.engine, entry.precision, entry.label)
 
 
 def _check_outputs(kw: dict) -> None:

@@ -110,3 +110,42 @@ def _declared_meta(kw: dict[str, Any], options: dict[str, str]) -> dict[str, Any
         scale=kw.pop("scale"), channel_order=kw.pop("channel_order"), layout=kw.pop("layout"),
         resize=kw.pop("resize"), input_size=kw.pop("input_size"),
     )
+
+
+def check_simplify(opts, plugins: list[str]) -> None:
+    """``--simplify`` only where something simplifies: the torch exporter, which exports torch
+    models (and, as ``--plugin torch``, the default model). Elsewhere it would be recorded in the
+    manifest as done while nothing was simplified."""
+    from dk.errors import UsageError
+
+    if not opts.simplify:
+        return
+    kind = "artifact" if opts.artifact else opts.source().kind
+    if kind.startswith("torch") or (kind == "default" and set(plugins) == {"torch"}):
+        return
+    what = {"onnx": "an ONNX file", "artifact": "an existing artifact", "default": "the embedded ONNX model"}[kind]
+    raise UsageError(f"--simplify: only the torch exporter simplifies, and the model here is {what}; drop "
+                     "--simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)")
+
+
+def artifact_precision(opts) -> str | None:
+    """The precision of ``--artifact`` (None without one)."""
+    if not opts.artifact:
+        return None
+    from dk.artifacts import Artifact
+
+    return Artifact.load(opts.artifact).precision
+
+
+def check_artifact_precision(opts, engine: str, precision: str | None, what: str | None = None) -> None:
+    """A precision asked for explicitly must be the ``--artifact``'s (the artifact is used as it
+    is; the torch engine also runs fp16 from an fp32 artifact). ``what`` names the request."""
+    from dk.errors import UsageError
+
+    held = artifact_precision(opts)
+    if held is None or precision is None or precision == held:
+        return
+    if engine == "torch" and (precision, held) == ("fp16", "fp32"):
+        return
+    raise UsageError(f"{what or '--precision ' + precision}: the artifact {opts.artifact} is {held} and is used as "
+                     f"it is; ask for {held} (or give no precision), or give a {precision} artifact")

@@ -16,7 +16,8 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 @click.argument("stage", type=click.Choice(STAGES))
 @click.option("--plugin", "-p", help="The plugin that does the work (see 'dk doctor').")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
-              help="Target precision (default: fp32; int8 for quantize).")
+              help="Target precision (default: fp32; int8 for quantize; with --artifact: the artifact's). "
+              "Not for all, which builds fp32 and int8.")
 @build_options
 @click.option("--max-accuracy-drop", help="quantize: keep the fewest nodes in float so that accuracy drops at most "
               "this much: 1% (points) or 1%rel (of fp32); see docs/debug.md.")
@@ -29,7 +30,8 @@ STAGES = ("export", "quantize", "infer", "bench", "all")
 @click.option("--iterations", type=click.IntRange(1), default=200, show_default=True, help="bench: timed calls.")
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="bench: untimed calls first.")
 @click.option("--duration", type=Seconds(0, min_open=True), metavar="S",
-              help="bench: time for this many seconds (more than 0) instead of --iterations.")
+              help="bench: time for this many seconds (more than 0) instead of --iterations (bench only; all "
+              "times --iterations).")
 @click.option("--reference", default=None,
               help="all: reference engine for parity and speed-up (default torch; 'none' to skip). "
               "bench: ENGINE:PRECISION for speed-up (default: the first of the sweep).")
@@ -72,12 +74,16 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
     dk run bench    --plugins ort,openvino --ray auto --targets cpu-x86_64,cpu-aarch64
     dk run all      --plugin ort      export + int8 + parity + bench, one table
     """
+    from dk.cli.stage_options import check_stage_options
+
     as_json = kw.pop("as_json")
+    check_stage_options(stage, precision, {**kw, "plugin": plugin})
     if not plugin and not (stage == "bench" and kw.get("plugins")):
         from dk.errors import UsageError
 
         raise UsageError("name the plugin with --plugin NAME (see 'dk doctor')")
     opts = make_build_options(kw)
+    _check_build(stage, plugin, precision, opts, kw)
     if stage != "bench":  # a sweep checks against its engines once they are known
         from dk.cli.options import check_option_scopes
 
@@ -108,3 +114,15 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
         from dk.cli.render import print_json
 
         print_json(result)
+
+
+def _check_build(stage: str, plugin: str | None, precision: str | None, opts: Any, kw: dict[str, Any]) -> None:
+    """--simplify where nothing simplifies, and a --precision that is not the --artifact's; a sweep
+    (bench) checks each of its engines itself."""
+    from dk.cli.common import check_artifact_precision, check_simplify
+
+    if stage == "bench":
+        return
+    check_simplify(opts, [plugin])
+    if stage == "infer":
+        check_artifact_precision(opts, plugin, precision)
