@@ -103,3 +103,17 @@ def test_a_bench_of_an_artifact_records_the_artifacts_precision(int8_artifact):
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
     assert (document["precision"], document["runs"][0]["precision"]) == ("int8", "int8")
+
+
+@pytest.mark.parametrize("refused, advised", [
+    (["export", "--plugin", "torch", "--precision", "fp16"], ["export", "--plugin", "ort", "--precision", "fp16"]),
+    (["quantize", "--plugin", "ort", "--precision", "fp16"], ["export", "--plugin", "ort", "--precision", "fp16"]),
+    (["quantize", "--plugin", "ort", "--precision", "fp32"], ["export", "--plugin", "ort", "--precision", "fp32"]),
+])
+def test_the_command_a_refusal_advises_works(tmp_path, refused, advised):
+    pytest.importorskip("onnxruntime")
+    line = _refused(run_dk("run", *refused, "--out", str(tmp_path)))
+    assert f"dk run {' '.join(advised)}" in line
+    proc = run_dk("run", *advised, "--out", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["artifact"]["precision"] == advised[-1]

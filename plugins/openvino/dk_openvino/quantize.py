@@ -43,7 +43,8 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
 
     own_options = check_options(request.options, "quantize")
     if request.precision != "int8":
-        raise DkError(f"the openvino plugin quantizes to int8 only, not {request.precision!r}; use export for fp16")
+        raise DkError(f"the openvino plugin quantizes to int8 only, not {request.precision!r}; build "
+                      f"{request.precision} with 'dk run export --plugin openvino --precision {request.precision}'")
     if request.method != "static":
         raise DkError(
             f"quantize method {request.method!r} is not supported by openvino: NNCF does static post-training "

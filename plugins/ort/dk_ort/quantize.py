@@ -37,7 +37,8 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
     """Quantize the request's model to int8 and write it as an ort artifact (format onnx, QDQ)."""
     check_options(request.options, QUANTIZE_OPTIONS, "quantize")
     if request.precision != "int8":
-        raise DkError(f"the ort plugin quantizes to int8 only, not {request.precision!r}; use export for fp16")
+        raise DkError(f"the ort plugin quantizes to int8 only, not {request.precision!r}; build "
+                      f"{request.precision} with 'dk run export --plugin ort --precision {request.precision}'")
     if request.method not in ("static", "dynamic"):
         raise DkError(
             f"quantize method {request.method!r} is not supported by ort (static or dynamic); a QAT model with "

@@ -15,15 +15,18 @@ from dk.specs import ExportRequest, TensorSpec
 from dk_torch.loading import SourcePlan, load_module, plan_source
 
 PLUGIN = "torch"
+#: fp16 in the torch plugin is its engine's, from the fp32 export, on CUDA only
+_FP16_ENGINE = "; the torch engine runs fp16 from its fp32 export on CUDA: dk run bench --plugin torch " \
+    "--precision fp16 --device cuda"
 
 
 def export_onnx(request: ExportRequest) -> Artifact:
     """Export ``request.source`` to fp32 ONNX, or reuse the cached artifact of the same inputs."""
     if request.precision != "fp32":
         raise DkError(
-            f"the torch plugin exports fp32 ONNX only, not {request.precision}; export fp32 here "
-            "and convert it with the ort plugin (dk run quantize --plugin ort --precision "
-            f"{request.precision})"
+            f"the torch plugin exports fp32 ONNX only, not {request.precision}; build "
+            f"{request.precision} with an engine plugin (dk run export --plugin ort --precision "
+            f"{request.precision}){_FP16_ENGINE if request.precision == 'fp16' else ''}"
         )
     plan = plan_source(request)
     simplifier = _simplifier() if request.simplify else None

@@ -21,7 +21,8 @@ def check_quantize(request: QuantizeRequest) -> tuple[bool, str]:
     """(qat, calibrator) after refusing every inconsistent request; needs no TensorRT."""
     check_known(request.options, QUANTIZE_OPTIONS, "quantize")
     if request.precision != "int8":
-        raise UsageError(f"the trt quantize stage makes int8 engines, not {request.precision}; use export for fp16")
+        raise UsageError(f"the trt quantize stage makes int8 engines, not {request.precision}; build "
+                         f"{request.precision} with 'dk run export --plugin trt --precision {request.precision}'")
     if request.method != "static":
         raise UsageError(
             f"quantize method {request.method!r}: TensorRT has no dynamic quantization; int8 engines need "
