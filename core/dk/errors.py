@@ -6,9 +6,14 @@ the problem and, where there is one, what to do about it.
 
 
 class DkError(Exception):
-    """A problem the user can fix; the CLI prints ``error: <message>`` and exits non-zero."""
+    """A problem the user can fix; the CLI prints ``error: <message>`` and exits non-zero.
+
+    :ivar result: the command's result document when it ran to the end and then failed (a bench
+        with failed runs, a comparison outside tolerance); ``--json`` prints it with the error.
+    """
 
     exit_code = 2
+    result: dict | None = None
 
 
 class UsageError(DkError):

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dk`` console script: one-line errors, exit codes, no tracebacks."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("DK_DEBUG"))
+    report = _ErrorReport(as_json="--json" in args)
     try:
         cli.main(args=args, prog_name="dk", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -59,24 +60,41 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         from dk.cli.click_errors import one_line
 
-        click.echo(one_line(exc), err=True)
-        return exc.exit_code
+        return report(one_line(exc), exc.exit_code, "usage")
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return 130
+        return report("error: aborted", 130, "interrupted")
     except KeyboardInterrupt:
-        click.echo("error: interrupted; nothing half-written was kept", err=True)
-        return 130
+        return report("error: interrupted; nothing half-written was kept", 130, "interrupted")
     except Exception as exc:
         from dk.errors import DkError
 
         if debug:
             raise
         if isinstance(exc, DkError):
-            click.echo(f"error: {exc}", err=True)
-            return exc.exit_code
-        click.echo(
-            f"error: internal error {type(exc).__name__}: {exc} (run 'dk --debug ...' for the traceback)", err=True
-        )
-        return 1
+            return report(f"error: {exc}", exc.exit_code, type(exc).__name__, exc.result)
+        return report(f"error: internal error {type(exc).__name__}: {exc} (run 'dk --debug ...' for the traceback)",
+                      1, "internal")
     return 0
+
+
+class _ErrorReport:
+    """The error line on stderr and, with ``--json``, the JSON error document on stdout (unless the
+    command already printed its document): ``{"error", "exit_code", "kind"[, "result"]}``."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        render = sys.modules.get("dk.cli.render")
+        if render is not None:  # main() called again in one process
+            render.json_printed = False
+
+    def __call__(self, line: str, exit_code: int, kind: str, result: dict | None = None) -> int:
+        click.echo(line, err=True)
+        render = sys.modules.get("dk.cli.render")
+        if self.as_json and not getattr(render, "json_printed", False):
+            import json
+
+            document = {"error": line.removeprefix("error: "), "exit_code": exit_code, "kind": kind}
+            if result is not None:
+                document["result"] = result
+            sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        return exit_code

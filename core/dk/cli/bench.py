@@ -86,7 +86,11 @@ def bench(plugin: str | None, precision: str | None, opts: Any, kw: dict[str, An
         _print(document, regressions, max_regression)
     elif regressions:
         render.note(f"{len(regressions)} regression(s) beyond {max_regression:.1%}: see 'regressions' in the JSON")
-    _raise_for(document, regressions, max_regression, kw)
+    try:
+        _raise_for(document, regressions, max_regression, kw)
+    except DkError as exc:
+        exc.result = document  # --json: the whole document comes with the error
+        raise
     return document
 
 

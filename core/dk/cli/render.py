@@ -17,8 +17,14 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 STATUS_STYLE = {"ok": "green", "missing-dependency": "yellow", "no-device": "yellow"}
 
 
+#: Set once a JSON document went to stdout: an error after it adds no second document.
+json_printed = False
+
+
 def print_json(data: Any) -> None:
+    global json_printed
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    json_printed = True
 
 
 @contextlib.contextmanager

@@ -115,7 +115,9 @@ def run_all(plugin: str, opts, reference: str | None, batch: int, warmup: int, i
         failed = ", ".join(f"{r['engine']} {r['precision']}" for r in rows if r["parity_ok"] is False)
         from dk.errors import ToleranceExceeded
 
-        raise ToleranceExceeded(f"outside tolerance against {baseline_name}: {failed}")
+        error = ToleranceExceeded(f"outside tolerance against {baseline_name}: {failed}")
+        error.result = report
+        raise error
     return report
 
 
