@@ -117,3 +117,14 @@ def test_the_command_a_refusal_advises_works(tmp_path, refused, advised):
     proc = run_dk("run", *advised, "--out", str(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["artifact"]["precision"] == advised[-1]
+
+
+def test_input_sizes_of_a_torch_model_without_a_shape_say_which_option_gives_it(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "tinynet.py").write_text(
+        "import torch\n\n\ndef make():\n    return torch.nn.Conv2d(3, 4, 3)\n")
+    line = _refused(run_dk("run", "bench", "--plugin", "ort", "--model", "tinynet:make", "--input-sizes", "16,24x20",
+                           "--out", str(tmp_path / "out"), cwd=tmp_path))
+    assert line == ("error: --input-sizes: the torch-callable model tinynet:make needs its input shape once to "
+                    "re-export it at each size: add --input-size 16x16 (or --shapes input:1x3x16x16)")
+    assert not (tmp_path / "out").exists()

@@ -107,8 +107,23 @@ def _check_build(plan: Any, opts: Any) -> None:
 
     engines = [entry.engine for entry in plan.all_entries]
     check_simplify(opts, engines)
+    _check_sizes_of_torch_model(plan, opts)
     for entry in plan.all_entries:
         check_artifact_precision(opts, entry.engine, entry.precision, entry.label)
+
+
+def _check_sizes_of_torch_model(plan: Any, opts: Any) -> None:
+    """--input-sizes re-export a torch model at each size, which needs its input named and shaped
+    once (--shapes or --input-size): say so before every cell fails with the same error."""
+    from dk.errors import UsageError
+
+    if not plan.input_sizes or opts.artifact or opts.shapes or (opts.meta.get("preprocessing") or {}).get("size"):
+        return
+    source = opts.source()
+    if source.kind.startswith("torch"):
+        h, w = plan.input_sizes[0]
+        raise UsageError(f"--input-sizes: the {source.kind} model {source.location} needs its input shape once to "
+                         f"re-export it at each size: add --input-size {h}x{w} (or --shapes input:1x3x{h}x{w})")
 
 
 def _check_outputs(kw: dict) -> None:
