@@ -34,8 +34,7 @@ def options_for(plugin: str, options: Mapping[str, str]) -> dict[str, str]:
     return {**plain, **scoped}
 
 
-def check_precision(plugin: str, precision: str,
-                    choose: str = "choose one of those with --precision, or another plugin") -> None:
+def check_precision(plugin: str, precision: str, choose: str | None = None) -> None:
     """Refuse, before anything is built, a precision the plugin does not list in ``dk_describe``
     (a plugin that lists none is not checked), so that no plugin silently builds another one.
     ``choose``: what the user can do instead, in the words of the command's own flags."""
@@ -46,9 +45,9 @@ def check_precision(plugin: str, precision: str,
     if info.precisions and precision not in info.precisions:
         others = _plugins_with(precision)
         where = f"plugins with {precision}: {', '.join(others)}" if others else "see 'dk doctor'"
+        hint = choose or f"ask for one of those (--precision, or {plugin}:PRECISION in --plugins), or another plugin"
         raise UsageError(
-            f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); "
-            f"{choose} ({where})"
+            f"plugin {plugin!r} has no {precision} precision (it builds {', '.join(info.precisions)}); {hint} ({where})"
         )
 
 

@@ -128,3 +128,16 @@ def test_input_sizes_of_a_torch_model_without_a_shape_say_which_option_gives_it(
     assert line == ("error: --input-sizes: the torch-callable model tinynet:make needs its input shape once to "
                     "re-export it at each size: add --input-size 16x16 (or --shapes input:1x3x16x16)")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_infer_table_shows_scores_with_four_decimals(tmp_path):
+    pytest.importorskip("onnxruntime")
+    proc = run_dk("run", "infer", "--plugin", "ort", "--batch", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    scores = [line.split("│")[3].strip() for line in proc.stdout.splitlines() if line.startswith("│")]
+    assert len(scores) == 2 and all(len(s.split(".")[1]) == 4 for s in scores), scores
+
+
+def test_a_precision_refusal_in_compare_names_no_option_compare_lacks():
+    line = _refused(run_dk("compare", "--plugins", "torch,onnxref:int8"))
+    assert "(--precision, or onnxref:PRECISION in --plugins)" in line

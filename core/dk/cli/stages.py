@@ -91,7 +91,7 @@ def infer(plugin: str, precision: str, opts, input_path: str | None, batch: int,
         rows = []
         for i, sample in enumerate(results or []):
             best = sample["top_k"][0]
-            rows.append({"sample": i, "label": best["label"], "score": best["score"],
+            rows.append({"sample": i, "label": best["label"], "score": f"{best['score']:.4f}",  # 0.9998, not 1
                          "truth": None if labels is None else str(labels[i])})
         if rows:
             render.rows_table(f"dk run infer --plugin {plugin} ({infer_ms:.2f} ms)", rows,
