@@ -11,7 +11,7 @@ import numpy as np
 from dk import api
 from dk.artifacts import Artifact
 from dk.engine import Engine, random_inputs
-from dk.errors import DkError, ModelError
+from dk.errors import DkError, ModelError, UsageError
 from dk.plugins import get_plugin_manager
 from dk.sources import parse_model_arg
 from dk.specs import ExportRequest, ModelSource, QuantizeRequest, TensorSpec
@@ -111,17 +111,22 @@ class EvalData:
 
 
 def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None,
-              random_samples: int | None = None) -> EvalData:
+              random_samples: int | None = None, size: tuple[int, int] | None = None) -> EvalData:
     """``--data FILE.npz`` (arrays ``x`` and optional ``y``), ``--data PATH`` of a dataset (a folder
     of class sub-folders, DataTool dataset.json, COCO file: read by the ``dk_load_dataset`` hook and
     pre-processed as the model declares), else the default model's held-out split when the model is
     the default, else seeded random inputs (no labels): ``random_samples`` of them (default one
-    batch of 8, or of the engine's fixed batch; a fixed batch rounds up to whole batches)."""
+    batch of 8, or of the engine's fixed batch; a fixed batch rounds up to whole batches).
+
+    :param size: The image height and width to feed (a bench cell of ``--input-sizes``): random
+        inputs get it and dataset images are resized to it; default: the declared ``--input-size``,
+        else the height and width of ``--shapes``."""
+    meta = with_image_size(model_meta(opts), size)
     if opts.data and not is_npz(opts.data):
         from dk.vision import evaluation
 
         dataset = evaluation.load_dataset(opts.data, "eval")
-        found = evaluation.evaluation_set(dataset, engine.inputs[0], model_meta(opts), limit)
+        found = evaluation.evaluation_set(dataset, engine.inputs[0], meta, limit)
         data = EvalData(found.x, found.y, f"{Path(opts.data).name} ({len(found.x)} {dataset.task} images)", found)
     elif opts.data:
         x, y = load_npz(opts.data)
@@ -132,12 +137,48 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None,
         x, y = load_split("eval")
         data = EvalData(x, y, "digits-eval")
     else:
-        spec = with_declared_size(engine.inputs[0], model_meta(opts))
+        spec = fed_spec(engine.inputs[0], opts, meta)
         x = _random_eval_inputs(engine, spec, random_samples)
         data = EvalData(x, None, "random(seed=0)")
     if limit is not None:
         data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
     return data
+
+
+def fed_spec(spec: TensorSpec, opts: BuildOptions, meta: dict[str, Any]) -> TensorSpec:
+    """``spec`` with every dynamic axis but the batch fixed to the size random inputs are fed at:
+    the declared image size (``--input-size``) for height and width, else ``--shapes`` of this
+    input. Raises :class:`UsageError` when an axis is left that nothing sizes (and no
+    ``--min-shapes`` bounds it): a made-up size of 1 would be timed and reported."""
+    spec = with_declared_size(spec, meta)
+    spec = with_given_shape(spec, opts.shapes.get(spec.name))
+    unsized = [axis for axis, dim in enumerate(spec.shape) if axis > 0 and isinstance(dim, str)]
+    if unsized and not spec.min_shape:
+        example = "x".join(str(d) if isinstance(d, int) else "N" for d in spec.shape)
+        raise UsageError(
+            f"input {spec.name!r} has dynamic axes {[spec.shape[a] for a in unsized]} (shape {list(spec.shape)}) "
+            f"and nothing says what size to feed; give it with --shapes {spec.name}:{example} (N: the size)"
+            + (" or --input-size HxW" if len(spec.shape) == 4 else "")
+        )
+    return spec
+
+
+def with_given_shape(spec: TensorSpec, shape: tuple[int, ...] | None) -> TensorSpec:
+    """``spec`` with its dynamic axes after the batch set from ``shape`` (``--shapes``) when the
+    ranks agree; the batch axis stays as it is (the batch to feed is chosen per run)."""
+    if not shape or len(shape) != len(spec.shape):
+        return spec
+    fixed = [spec.shape[0], *(int(given) if isinstance(dim, str) else dim
+                              for dim, given in zip(spec.shape[1:], shape[1:]))]
+    return attrs.evolve(spec, shape=tuple(fixed))
+
+
+def with_image_size(meta: dict[str, Any], size: tuple[int, int] | None) -> dict[str, Any]:
+    """``meta`` with ``preprocessing.size`` set to ``size`` (when given): the size to feed wins
+    over the declared one."""
+    if size is None:
+        return meta
+    return {**meta, "preprocessing": {**(meta.get("preprocessing") or {}), "size": [int(size[0]), int(size[1])]}}
 
 
 def with_declared_size(spec: TensorSpec, meta: dict[str, Any]) -> TensorSpec:

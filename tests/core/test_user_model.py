@@ -355,6 +355,14 @@ def test_dynamic_hw_model_is_benchmarked_at_the_declared_size(project):
     assert (run["status"], run["input_shape"]) == ("ok", [1, 3, 40, 24]), run
 
 
+def test_dynamic_hw_size_sweep_times_each_cell_at_its_size(project):
+    result = ok_json(dk("run", "bench", "--plugin", "ort", *user_model("--shapes", "input:1x3x32x32", "--dynamic-hw",
+                        "--input-size", "40x24"), "--input-sizes", "16,24x20", "--iterations", "3", "--warmup", "1",
+                        "--hw-interval", "0", "--json", cwd=project))
+    cells = [(r["status"], r["input_size"], r["input_shape"]) for r in result["runs"]]
+    assert cells == [("ok", [16, 16], [1, 3, 16, 16]), ("ok", [24, 20], [1, 3, 24, 20])], result["runs"]
+
+
 @pytest.mark.parametrize("plugin", ["ort", "openvino"])
 def test_labels_declared_over_an_existing_artifact_reach_the_new_one(project, plugin, tmp_path):
     if plugin == "openvino":

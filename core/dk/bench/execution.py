@@ -160,7 +160,14 @@ def _describe(cell: Cell, batch: int) -> str:
 
 
 def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, progress: Progress) -> None:
-    data = _Data.for_engine(opts, engine)
+    try:
+        data = _Data.for_engine(opts, engine, cell.size)
+        check_fed_size(data.model_x, cell, artifact.model_meta, data.name)
+    except Exception as exc:  # no data of the cell's size: each of its runs fails with why
+        for run in failed_runs(plan, opts, cell, failed(exc)["error"]):
+            progress(_describe(cell, run["batch"]))
+            runs.append(run)
+        return
     meta = artifact.model_meta
     accuracy, scores = _scores(engine, data, meta)
     task = meta.get("task")
@@ -202,6 +209,22 @@ def _measure(plan, opts, cell: Cell, artifact, engine, runs: list, sampler, prog
         if sampler is not None:
             run["energy"] = energy_per_sample(sampler, start, end, batch * timing.end_to_end.iterations)
         runs.append(run)
+
+
+def check_fed_size(x: np.ndarray, cell: Cell, meta: dict, data_name: str) -> None:
+    """Raise :class:`~dk.errors.UsageError` unless the inputs ``x`` have the height and width of
+    the cell's ``--input-sizes`` entry, so a run is never labelled with a size it was not fed."""
+    if cell.size is None:
+        return
+    from dk.errors import UsageError
+
+    layout = str((meta.get("preprocessing") or {}).get("layout", "NCHW")).upper()
+    shape = np.shape(x)
+    fed = tuple(shape[1:3] if layout == "NHWC" else shape[2:4]) if len(shape) == 4 else None
+    if fed != tuple(cell.size):
+        got = "x".join(map(str, fed)) if fed else f"of shape {list(shape)}"
+        raise UsageError(f"the inputs ({data_name}) are {got}, not the {cell.size[0]}x{cell.size[1]} this "
+                         "--input-sizes cell asks for; give --data of that size or leave --input-sizes out")
 
 
 def _pipelined(engine, feeds: dict, batch: int, calls: int) -> dict[str, Any]:
@@ -264,8 +287,9 @@ class _Data:
     evaluation: Any = None
 
     @classmethod
-    def for_engine(cls, opts: Any, engine: Any) -> "_Data":
-        data = pipeline.eval_data(opts, engine)
+    def for_engine(cls, opts: Any, engine: Any, size: tuple[int, int] | None = None) -> "_Data":
+        """The data ``engine`` is measured on; ``size``: the H x W of a cell of ``--input-sizes``."""
+        data = pipeline.eval_data(opts, engine, size=size)
         name = engine.inputs[0].name
         if data.name == "digits-eval":
             from dk.default_model import DATA_PATH
