@@ -16,7 +16,7 @@ from dk.artifacts import Artifact
 from dk.engine import Engine
 from dk.errors import DkError, UsageError
 from dk.plugins import get_plugin_manager
-from dk.specs import ExportRequest, PluginInfo, QuantizeRequest
+from dk.specs import ExportRequest, ModelSource, PluginInfo, QuantizeRequest
 
 
 def _expect(result: Any, kind: type, plugin: str, stage: str) -> Any:
@@ -69,8 +69,27 @@ def _plugins_with(precision: str) -> list[str]:
     return found
 
 
+def check_source_precision(source: ModelSource, precision: str, stage: str) -> None:
+    """Refuse to build ``precision`` from an artifact whose graph already has another precision than
+    fp32: an int8 or fp16 graph re-exported "as fp32" would be labelled (and named) fp32, and
+    quantizing an int8 graph again does not make int8 of the original. An fp32 artifact builds
+    anything; an export to the artifact's own precision keeps it."""
+    if source.kind != "artifact":
+        return
+    held = Artifact.load(source.path).precision
+    if held == "fp32" or (stage == "export" and precision == held):
+        return
+    use = f"use it as it is with 'dk run infer|bench --artifact {source.location}'"
+    if stage == "quantize":
+        raise UsageError(f"{source.location} is already an {held} artifact; quantizing its {held} graph again is "
+                         f"not supported: {use}, or quantize the original fp32 model")
+    raise UsageError(f"--model {source.location} is an {held} artifact; exporting it as {precision} would label its "
+                     f"{held} graph {precision}: {use}, or give --model the original fp32 model")
+
+
 def export(plugin: str, request: ExportRequest) -> Artifact:
     check_precision(plugin, request.precision)
+    check_source_precision(request.source, request.precision, "export")
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "export", request=request)
     return _expect(result, Artifact, plugin, "export")
@@ -78,6 +97,7 @@ def export(plugin: str, request: ExportRequest) -> Artifact:
 
 def quantize(plugin: str, request: QuantizeRequest) -> Artifact:
     check_precision(plugin, request.precision)
+    check_source_precision(request.source, request.precision, "quantize")
     request = attrs.evolve(request, options=options_for(plugin, request.options))
     result = get_plugin_manager().call_stage(plugin, "quantize", request=request)
     return _expect(result, Artifact, plugin, "quantize")

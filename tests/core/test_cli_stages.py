@@ -82,3 +82,25 @@ def test_run_all_reports_every_precision_against_torch(tmp_path):
     assert abs(rows[("ort", "int8")]["accuracy"] - rows[("ort", "fp32")]["accuracy"]) <= 0.01
     assert all(r["parity_ok"] for k, r in rows.items() if k[0] == "ort")
     assert all(r["speedup"] > 0 for k, r in rows.items() if k[0] == "ort")
+
+
+def _one_error_line(proc) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_an_int8_artifact_is_not_re_exported_as_fp32_over_the_real_one(tmp_path):
+    fp32 = _json(run_dk("run", "export", "--plugin", "ort", "--out", str(tmp_path), "--json"))["artifact"]
+    int8 = _json(run_dk("run", "quantize", "--plugin", "ort", "--out", str(tmp_path), "--json"))["artifact"]
+    before = (tmp_path / "ort" / "v1.0_digitsnet_default_8x8_fp32" / "dk.json").read_text()
+    line = _one_error_line(run_dk("run", "export", "--plugin", "ort", "--model", int8["path"], "--out", str(tmp_path)))
+    assert line == (f"error: --model {int8['path']} is an int8 artifact; exporting it as fp32 would label its int8 "
+                    f"graph fp32: use it as it is with 'dk run infer|bench --artifact {int8['path']}', or give "
+                    "--model the original fp32 model")
+    assert (tmp_path / "ort" / "v1.0_digitsnet_default_8x8_fp32" / "dk.json").read_text() == before
+    assert fp32["precision"] == "fp32"
+    line = _one_error_line(run_dk("run", "quantize", "--plugin", "ort", "--artifact", int8["path"], "--out",
+                                  str(tmp_path)))
+    assert line.startswith(f"error: {int8['path']} is already an int8 artifact; quantizing its int8 graph again")
