@@ -33,14 +33,23 @@ MANIFEST_SCHEMA = "dk.artifact/1"
 
 @attrs.define
 class SourceInfo:
-    """Where an artifact came from: the source kind, its location and the sha256 of its bytes."""
+    """Where an artifact came from: the source kind, its location and the sha256 of its bytes.
+
+    :ivar tag: The short digest that names the source in artifact folders (``dk.sources.source_tag``:
+        its kind and resolved path), so two models with one file name get two folders; ``""`` for
+        the embedded default model, whose artifact names carry none.
+    """
 
     kind: str
     location: str
     sha256: str
+    tag: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self)
+        if not self.tag:
+            del data["tag"]
+        return data
 
 
 @attrs.define
@@ -158,19 +167,23 @@ def artifact_name(
     version: str = "1.0",
     variant: str = "default",
     suffix: str = "",
+    source_tag: str = "",
 ) -> str:
-    """Name by the Bonseyes convention: ``v1.0_resnet18_default_224x224_fp16[_dla_disabled]``."""
+    """Name by the Bonseyes convention: ``v1.0_resnet18_default_224x224_fp16[_dla_disabled]``;
+    a ``source_tag`` (:attr:`SourceInfo.tag`) joins the model field: ``v1.0_net-1f2e3d4c_default_...``."""
     size = f"{input_hw[0]}x{input_hw[1]}" if input_hw else "any"
+    model = f"{model}-{source_tag}" if source_tag else model
     name = f"v{version}_{model}_{variant}_{size}_{precision}"
     return f"{name}_{suffix}" if suffix else name
 
 
 def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[TensorSpec], precision: str,
-                        suffix: str = "") -> str:
+                        suffix: str = "", source: SourceInfo | None = None) -> str:
     """:func:`artifact_name` with the size of the first input, the version and variant that the
-    model's manifest section declares (``1.0`` and ``default`` when it does not), and the batch
+    model's manifest section declares (``1.0`` and ``default`` when it does not), the batch
     tag of :func:`batch_tag` before ``suffix``, so static, dynamic and bounded exports of one
-    model get distinct folders."""
+    model get distinct folders, and the tag of ``source``, so that models from different files
+    or factories that share a name do too."""
     tag = batch_tag(inputs[0]) if inputs else ""
     return artifact_name(
         model,
@@ -179,6 +192,7 @@ def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[Tensor
         version=str(meta.get("version", "1.0")),
         variant=str(meta.get("variant", "default")),
         suffix="_".join(part for part in (tag, suffix) if part),
+        source_tag=source.tag if source is not None else "",
     )
 
 
@@ -331,6 +345,7 @@ def build_artifact(
     """
     key = cache_key(plugin, source.sha256, build_options, tool_versions)
     final = Path(out_dir) / plugin / name
+    check_not_own_source(source, final)
     # declared model metadata (labels, pre-processing) must reach the manifest: reuse only when it matches
     meta = json.loads(json.dumps(dict(model_meta), default=str))
     if not force and (cached := _reusable(final, key, meta)) is not None:
@@ -340,6 +355,15 @@ def build_artifact(
             return cached  # built by the writer we waited for
         remove_leftovers(final)
         return _build_into(final, name, plugin, key, source, build_options, tool_versions, model_meta, build)
+
+
+def check_not_own_source(source: SourceInfo, final: Path) -> None:
+    """Refuse to rebuild an artifact folder from itself (``--model`` naming the very artifact the
+    build would replace): the build would overwrite its own source and record itself as it."""
+    if source.kind == "artifact" and Path(source.location).resolve() == final.resolve():
+        raise ModelError(f"--model {source.location} is the artifact this build would write (same plugin, model, "
+                         f"size and precision); use it as it is with --artifact {source.location}, or give --model "
+                         "the original model")
 
 
 def _build_into(final: Path, name: str, plugin: str, key: str, source: SourceInfo,

@@ -81,6 +81,48 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "model"
 
 
+def source_tag(source: ModelSource) -> str:
+    """8 hex digits of sha256 over where ``source`` comes from, which artifact names carry
+    (:attr:`dk.artifacts.SourceInfo.tag`): the kind and resolved path of a file, the factory with
+    the folder it is imported from first, and the resolved weights file. The same file exported
+    again keeps its folder (the cache key sees new bytes); ``other/net.onnx`` and ``net.onnx`` get
+    two. An artifact keeps the tag of the model it was built from; the default model has none."""
+    if source.kind == "default":
+        return ""
+    if source.kind == "artifact":
+        return artifact_tag(Artifact.load(source.path))
+    where: dict[str, Any] = {"kind": source.kind}
+    if source.kind == "torch-callable":
+        where.update(factory=source.location, root=str(Path(source.root).resolve()) if source.root else "")
+    else:
+        where["path"] = str(Path(source.location).resolve())
+    if source.weights:
+        where["weights"] = str(Path(source.weights).resolve())
+    return sha256_json(where)[:8]
+
+
+def artifact_tag(artifact: Artifact) -> str:
+    """The source tag an artifact was named with: recorded in its manifest's ``source``; for an
+    artifact from before tags, none when it came from the default model, else its folder's."""
+    origin = artifact.manifest.get("source") or {}
+    if "tag" in origin:
+        return str(origin["tag"])
+    if origin.get("kind") == "default":
+        return ""
+    return sha256_json({"kind": "artifact", "path": str(artifact.path.resolve())})[:8]
+
+
+def artifact_model_name(artifact: Artifact) -> str:
+    """The model field of an artifact's folder name (``v1.0_<model>[-<tag>]_<variant>_...``)
+    without its source tag: the name an artifact's own model goes by when its manifest has none."""
+    fields = artifact.name.split("_")
+    if len(fields) < 3 or not fields[0].startswith("v"):
+        return model_slug(artifact.name)
+    tag = artifact_tag(artifact)
+    model = fields[1]
+    return model[: -len(tag) - 1] if tag and model.endswith(f"-{tag}") else model
+
+
 def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
                  keep_model: bool = False) -> OnnxModel:
     """Get an ONNX file for ``source``; torch sources go through the ``torch`` plugin's export.
@@ -99,7 +141,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
         return OnnxModel(ONNX_PATH, SourceInfo("default", source.location, sha256_file(ONNX_PATH)), meta, meta["name"])
     if source.kind == "onnx":
         model = load_onnx(source.path)  # validates: existence, format, truncation, external data
-        info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path))
+        info = SourceInfo("onnx", str(source.path.resolve()), _onnx_fingerprint(source.path), source_tag(source))
         return OnnxModel(source.path, info, dict(source.meta), model_slug(source.meta.get("name", source.path.stem)),
                          loaded=model if keep_model else None)
     if source.kind == "artifact":
@@ -112,9 +154,10 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
         meta = merge_meta(artifact.model_meta, source.meta)
         return OnnxModel(
             artifact.model_file,
-            SourceInfo("artifact", str(source.path.resolve()), artifact.manifest["files"][0]["sha256"]),
+            SourceInfo("artifact", str(source.path.resolve()), artifact.manifest["files"][0]["sha256"],
+                       artifact_tag(artifact)),
             meta,
-            meta.get("name", model_slug(artifact.name)),
+            meta.get("name", artifact_model_name(artifact)),
         )
     # torch sources: the torch plugin exports them (cached like every artifact).
     from dk.plugins import get_plugin_manager
@@ -129,7 +172,7 @@ def resolve_onnx(source: ModelSource, request: ExportRequest | None = None, *,
     meta = merge_meta(artifact.model_meta, source.meta)
     return OnnxModel(
         artifact.model_file,
-        SourceInfo(source.kind, source.location, artifact.manifest["source"]["sha256"]),
+        SourceInfo(source.kind, source.location, artifact.manifest["source"]["sha256"], source_tag(source)),
         meta,
         meta.get("name", "model"),
     )

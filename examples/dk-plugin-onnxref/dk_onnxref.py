@@ -36,7 +36,8 @@ def dk_export(request):
 
     return build_artifact(
         plugin="onnxref", out_dir=request.out_dir, build=build, force=request.force,
-        name=artifact_name(src.model_name, input_hw(inputs[0]), "fp32"), source=src.source,
+        name=artifact_name(src.model_name, input_hw(inputs[0]), "fp32", source_tag=src.source.tag),
+        source=src.source,
         build_options=request.build_options(), tool_versions={"onnx": onnx.__version__},
         model_meta=src.model_meta,
     )

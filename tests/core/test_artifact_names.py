@@ -42,3 +42,44 @@ def test_the_four_exports_of_one_model_live_side_by_side(tmp_path, plugin):
         assert reloaded.manifest["cache_key"] == artifact.manifest["cache_key"], f"{plugin} {variant} was replaced"
     assert Artifact.load(built["static-4"].path).inputs[0].shape == (4, 1, 8, 8)
     assert Artifact.load(built["bounded"].path).inputs[0].max_shape == (8, 1, 8, 8)
+
+
+def test_models_with_one_file_name_get_one_folder_each(tmp_path):
+    """``net.onnx``, ``other/net.onnx`` and the embedded model exported side by side: three folders,
+    each named by its source's tag, none replacing another; the default model's name has no tag."""
+    pytest.importorskip("onnxruntime")
+    from dk.default_model import ONNX_PATH
+    from dk.sources import source_tag
+
+    (tmp_path / "other").mkdir()
+    for path in (tmp_path / "net.onnx", tmp_path / "other" / "net.onnx"):
+        path.write_bytes(ONNX_PATH.read_bytes())
+    built = {}
+    for model in (str(tmp_path / "net.onnx"), str(tmp_path / "other" / "net.onnx"), None):
+        source = parse_model_arg(model)
+        built[model] = api.export("ort", ExportRequest(source=source, out_dir=tmp_path / "out"))
+        tag = source_tag(source)
+        assert built[model].path.name == (f"v1.0_net-{tag}_default_8x8_fp32" if model else
+                                          "v1.0_digitsnet_default_8x8_fp32")
+        assert built[model].manifest["source"].get("tag", "") == tag
+    names = sorted(p.name for p in (tmp_path / "out" / "ort").iterdir())
+    assert len(names) == 3 and names == sorted(a.path.name for a in built.values())
+    tags = [source_tag(parse_model_arg(str(p))) for p in (tmp_path / "net.onnx", tmp_path / "other" / "net.onnx")]
+    assert tags[0] != tags[1] and all(len(t) == 8 and int(t, 16) >= 0 for t in tags)
+
+
+def test_an_artifact_source_keeps_its_models_tag_and_is_not_rebuilt_over_itself(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from dk.default_model import ONNX_PATH
+    from dk.errors import ModelError
+    from dk.sources import source_tag
+
+    (tmp_path / "net.onnx").write_bytes(ONNX_PATH.read_bytes())
+    first = api.export("ort", ExportRequest(source=parse_model_arg(str(tmp_path / "net.onnx")), out_dir=tmp_path))
+    again = parse_model_arg(str(first.path))
+    assert source_tag(again) == source_tag(parse_model_arg(str(tmp_path / "net.onnx")))
+    with pytest.raises(ModelError, match=r"is the artifact this build would write .* use it as it is with --artifact"):
+        api.export("ort", ExportRequest(source=again, out_dir=tmp_path))
+    static = api.export("ort", ExportRequest(source=again, out_dir=tmp_path, dynamic_batch=False))
+    assert static.path.name == first.path.name + "_batch1"
+    assert Artifact.load(first.path).manifest["cache_key"] == first.manifest["cache_key"]  # left as it was

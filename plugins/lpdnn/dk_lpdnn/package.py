@@ -47,7 +47,7 @@ def export_package(request: ExportRequest) -> Artifact:
     meta = onnx_model.model_meta
     name = artifact_name(onnx_model.model_name, input_hw(inputs[0]) if inputs else None, request.precision,
                          version=str(meta.get("version", "1.0")), variant=str(meta.get("variant", "default")),
-                         suffix="lpdnn")
+                         suffix="lpdnn", source_tag=onnx_model.source.tag)
     toolchain = find_toolchain()
     files = {"algorithm.yml": algorithm_yaml(name, meta, inputs, outputs, request.precision),
              "challenge.yml": challenge_yaml(meta, inputs),

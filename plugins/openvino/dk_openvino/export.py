@@ -30,7 +30,7 @@ def export_ir(request: ExportRequest) -> Artifact:
                          request.dynamic_hw)
     inputs, outputs = port_specs(model.inputs), port_specs(model.outputs)
     meta = src.model_meta
-    name = model_artifact_name(src.model_name, meta, inputs, request.precision)
+    name = model_artifact_name(src.model_name, meta, inputs, request.precision, source=src.source)
 
     def build(folder: Path) -> BuiltModel:
         files = save_ir(model, folder, name, compress_to_fp16=request.precision == "fp16")

@@ -67,7 +67,7 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     subset_size = parse_int(own_options, "subset_size", info.samples, minimum=1)
     inputs = port_specs(src.model.inputs)
     meta = src.model_meta
-    name = model_artifact_name(src.model_name, meta, inputs, "int8")
+    name = model_artifact_name(src.model_name, meta, inputs, "int8", source=src.source)
 
     ignored = ignored_ops(src.model, own_options.get("exclude_nodes", ""))
     float_nodes = sorted({n.strip() for n in own_options.get("exclude_nodes", "").split(",") if n.strip()})

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 from dk.artifacts import Artifact, SourceInfo
 from dk.errors import ModelError
-from dk.sources import original_source
+from dk.sources import artifact_tag, original_source
 from dk.specs import ExportRequest, ModelSource
 
 from dk_openvino.ir import FORMAT, convert_onnx, read_ir
@@ -59,7 +59,7 @@ def _from_ir_artifact(artifact: Artifact) -> SourceModel:
     meta = artifact.model_meta
     return SourceModel(
         read_ir(artifact.model_file, bin_size),
-        SourceInfo("artifact", str(artifact.path.resolve()), entry["sha256"]),
+        SourceInfo("artifact", str(artifact.path.resolve()), entry["sha256"], artifact_tag(artifact)),
         meta,
         meta.get("name", artifact.name),
         artifact.manifest.get("source", {}).get("kind", "artifact"),
@@ -88,7 +88,8 @@ def _from_fused_onnx_artifact(artifact: Artifact, request: ExportRequest | None)
     apply_shapes(model, shapes, _ranges(options, "min_shapes"), _ranges(options, "max_shapes"),
                  bool(options.get("dynamic_batch", True)), bool(options.get("dynamic_hw", False)))
     meta = artifact.model_meta
-    source = SourceInfo("artifact", str(artifact.path.resolve()), artifact.manifest["files"][0]["sha256"])
+    source = SourceInfo("artifact", str(artifact.path.resolve()), artifact.manifest["files"][0]["sha256"],
+                        artifact_tag(artifact))
     return SourceModel(model, source, meta, meta.get("name", onnx_model.model_name), original.kind)
 
 

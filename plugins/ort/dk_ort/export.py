@@ -48,7 +48,8 @@ def export_onnx(request: ExportRequest) -> Artifact:
     inputs, _ = io_specs(model)
     inputs = with_ranges(inputs, request.min_shapes, request.max_shapes)
     meta = onnx_model.model_meta
-    name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision)
+    name = model_artifact_name(onnx_model.model_name, meta, inputs, request.precision,
+                               source=onnx_model.source)
     # handed to build() in a list it pops from, so that the graph is freed once serialised and not
     # held beside its bytes and ONNX Runtime's copy while it optimises (a large model's peak memory)
     pending = [model]

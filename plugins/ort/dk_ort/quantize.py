@@ -75,7 +75,7 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
 
     meta = src.onnx.model_meta
     inputs = [src.ranges.get(s.name, s) for s in inputs]
-    name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8")
+    name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8", source=src.onnx.source)
     settings: dict[str, Any] = {"reduce_range": reduce_range}
     if exclude := excluded_nodes(request.options, src.model):  # only then: other artifacts keep their cache keys
         settings["exclude_nodes"] = exclude

@@ -31,7 +31,7 @@ def export_onnx(request: ExportRequest) -> Artifact:
     plan = plan_source(request)
     simplifier = _simplifier() if request.simplify else None
     specs = [_with_range(_dynamic_spec(s, request), request) for s in plan.inputs]
-    name = model_artifact_name(plan.name, plan.meta, specs, "fp32")
+    name = model_artifact_name(plan.name, plan.meta, specs, "fp32", source=plan.info)
     # Versions from package metadata: a cache hit must not pay for importing torch.
     tools = {"torch": metadata.version("torch"), "onnx": metadata.version("onnx")}
     return build_artifact(

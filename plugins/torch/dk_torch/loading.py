@@ -18,7 +18,7 @@ import attrs
 from dk.artifacts import SourceInfo, sha256_file, sha256_json
 from dk.errors import MissingDependency, ModelError
 from dk.specs import ExportRequest, ModelSource, TensorSpec
-from dk.sources import model_slug
+from dk.sources import model_slug, source_tag
 
 if TYPE_CHECKING:
     from torch import nn
@@ -84,7 +84,7 @@ def plan_source(request: ExportRequest) -> SourcePlan:
     name = model_slug(request.options.get("name", meta.get("name", name)))
     meta = {**meta, "name": name}
     inputs = [TensorSpec(n, tuple(int(d) for d in s), "float32") for n, s in shapes.items()]
-    info = SourceInfo(source.kind, source.location, source_sha256(source))
+    info = SourceInfo(source.kind, source.location, source_sha256(source), source_tag(source))
     return SourcePlan(source, name, inputs, outputs, info, meta)
 
 

@@ -47,7 +47,8 @@ def convert(source: ModelSource, out_dir: Path, shapes: dict, settings: ConvertS
     require_usable()
     cuda = cuda_device(device)
     name = artifact_name(plan.name, input_hw(plan.inputs[0]) if plan.inputs else None, settings.precision,
-                         version=str(plan.meta.get("version", "1.0")), suffix=settings.suffix)
+                         version=str(plan.meta.get("version", "1.0")), suffix=settings.suffix,
+                         source_tag=plan.info.tag)
 
     def build(folder: Path) -> BuiltModel:
         return build_module(folder, name, plan, settings, calibration, cuda)

@@ -89,7 +89,8 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
                              verbosity, tf32)
     meta = onnx_model.model_meta
     named = with_profiles(inputs, [p for p in profiles if p.name in request.max_shapes])  # --max-shapes: "batch1-8"
-    name = model_artifact_name(onnx_model.model_name, meta, named, request.precision, suffix=settings.dla_suffix)
+    name = model_artifact_name(onnx_model.model_name, meta, named, request.precision, suffix=settings.dla_suffix,
+                               source=onnx_model.source)
     return PreparedExport(
         onnx_model, model, with_profiles(inputs, profiles), settings, name, request.out_dir, request.build_options()
     )

@@ -107,7 +107,8 @@ def qat_source(request: QuantizeRequest) -> ModelSource:
     train = load_train_hook(request.options.get("train"))
     shapes = parse_shapes(request.options.get("shapes"), "-o shapes")
     plan = plan_source(ExportRequest(source=request.source, shapes=shapes, options={}))
-    name = artifact_name(plan.name, None, "int8", version=str(plan.meta.get("version", "1.0")), suffix="qat")
+    name = artifact_name(plan.name, None, "int8", version=str(plan.meta.get("version", "1.0")), suffix="qat",
+                         source_tag=plan.info.tag)
 
     def build(folder: Path) -> BuiltModel:
         import torch

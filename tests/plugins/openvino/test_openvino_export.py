@@ -13,7 +13,7 @@ from dk import api
 from dk.artifacts import sha256_file
 from dk.default_model import ONNX_PATH, load_split
 from dk.errors import DkError, InputError, ModelError
-from dk.sources import parse_model_arg
+from dk.sources import parse_model_arg, source_tag
 from dk.specs import ExportRequest
 
 DEFAULT = parse_model_arg(None)
@@ -90,7 +90,7 @@ def test_export_from_an_onnx_file_names_the_artifact_after_it(tmp_path):
     path = tmp_path / "my_digits.onnx"
     shutil.copy(ONNX_PATH, path)
     artifact = api.export("openvino", ExportRequest(source=parse_model_arg(str(path)), out_dir=tmp_path / "out"))
-    assert artifact.path.name == "v1.0_my-digits_default_8x8_fp32"
+    assert artifact.path.name == f"v1.0_my-digits-{source_tag(parse_model_arg(str(path)))}_default_8x8_fp32"
     assert artifact.manifest["source"]["kind"] == "onnx"
     x = load_split("eval")[0][:16]
     from onnx.reference import ReferenceEvaluator

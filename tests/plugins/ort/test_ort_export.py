@@ -13,7 +13,7 @@ from dk import api
 from dk.artifacts import sha256_file
 from dk.default_model import ONNX_PATH, load_split
 from dk.errors import DkError, InputError, ModelError
-from dk.sources import parse_model_arg
+from dk.sources import parse_model_arg, source_tag
 from dk.specs import ExportRequest
 
 DEFAULT = parse_model_arg(None)
@@ -133,7 +133,7 @@ def test_export_of_onnx_file_uses_its_name(tmp_path):
     source = tmp_path / "My Model.onnx"
     source.write_bytes(ONNX_PATH.read_bytes())
     artifact = api.export("ort", ExportRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out"))
-    assert artifact.name == "v1.0_my-model_default_8x8_fp32"
+    assert artifact.name == f"v1.0_my-model-{source_tag(parse_model_arg(str(source)))}_default_8x8_fp32"
     assert artifact.manifest["source"]["kind"] == "onnx"
 
 

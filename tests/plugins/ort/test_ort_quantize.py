@@ -9,7 +9,7 @@ import pytest
 from dk import api
 from dk.default_model import ONNX_PATH, load_split
 from dk.errors import DkError, UsageError
-from dk.sources import parse_model_arg
+from dk.sources import parse_model_arg, source_tag
 from dk.specs import QuantizeRequest
 
 
@@ -74,7 +74,7 @@ def test_onnx_file_without_calibration_is_refused_unless_dynamic_is_asked(tmp_pa
     artifact = api.quantize("ort", QuantizeRequest(source=parse_model_arg(str(source)), out_dir=tmp_path / "out",
                                                    method="dynamic"))
     assert artifact.manifest["options"]["method"] == "dynamic"
-    assert artifact.name == "v1.0_digits_default_8x8_int8"
+    assert artifact.name == f"v1.0_digits-{source_tag(parse_model_arg(str(source)))}_default_8x8_int8"
 
 
 def test_custom_calibration_is_fingerprinted(tmp_path):

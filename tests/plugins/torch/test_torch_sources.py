@@ -10,6 +10,7 @@ import torch
 
 from dk import api
 from dk.errors import MissingDependency, ModelError
+from dk.sources import source_tag
 from dk.specs import ExportRequest, ModelSource
 from dk.testing.tolerances import assert_outputs_close
 
@@ -49,7 +50,7 @@ def test_callable_source_with_weights_exports_the_weighted_model(
         tmp_path, source, options={"task": "classification", "output_names": "scores"}
     )
 
-    assert artifact.path.name == "v1.0_make-tiny_default_16x16_fp32"
+    assert artifact.path.name == f"v1.0_make-tiny-{source_tag(source)}_default_16x16_fp32"
     assert artifact.model_meta == {"name": "make-tiny", "task": "classification"}
     assert [s.name for s in artifact.outputs] == ["scores"]
     x = images(3)
@@ -150,7 +151,7 @@ def test_torchscript_source_exports_and_runs_in_the_engine(tmp_path, tiny_module
 
     artifact = export(tmp_path, ModelSource("torchscript", str(path)))
 
-    assert artifact.path.name == "v1.0_tiny_default_16x16_fp32"
+    assert artifact.path.name == f"v1.0_tiny-{source_tag(ModelSource('torchscript', str(path)))}_default_16x16_fp32"
     x = images(4)
     assert_outputs_close(run_onnx(artifact, x), torch_out(model, x), what="ONNX Runtime on the export")
     with api.load_engine("torch", artifact) as engine:
