@@ -104,3 +104,12 @@ def test_an_int8_artifact_is_not_re_exported_as_fp32_over_the_real_one(tmp_path)
     line = _one_error_line(run_dk("run", "quantize", "--plugin", "ort", "--artifact", int8["path"], "--out",
                                   str(tmp_path)))
     assert line.startswith(f"error: {int8['path']} is already an int8 artifact; quantizing its int8 graph again")
+
+
+def test_export_refuses_artifact_instead_of_building_the_default_model(tmp_path):
+    artifact = _json(run_dk("run", "export", "--plugin", "ort", "--out", str(tmp_path / "a"), "--json"))["artifact"]
+    proc = run_dk("run", "export", "--plugin", "ort", "--artifact", artifact["path"], "--out", str(tmp_path / "b"))
+    assert _one_error_line(proc) == (f"error: export takes --model, not --artifact: to export from the artifact, "
+                                     f"give it as --model {artifact['path']}; --artifact is for infer, bench and "
+                                     "quantize")
+    assert not (tmp_path / "b").exists()

@@ -16,6 +16,11 @@ from dk.plugins import get_plugin_manager
 
 def export(plugin: str, precision: str, opts: pipeline.BuildOptions, as_json: bool) -> dict[str, Any]:
     """int8 goes through the plugin's quantize stage when it has one (as ``dk run quantize``)."""
+    if opts.artifact:  # ignored, it built the default model instead
+        from dk.errors import UsageError
+
+        raise UsageError(f"export takes --model, not --artifact: to export from the artifact, give it as "
+                         f"--model {opts.artifact}; --artifact is for infer, bench and quantize")
     if precision == "int8" and get_plugin_manager().implements(plugin, "dk_quantize"):
         with render.step(f"quantizing with {plugin} (int8, {opts.method})", as_json):
             artifact = pipeline.quantize(plugin, opts, precision)
