@@ -50,7 +50,8 @@ def load_onnx(path: str | os.PathLike, *, load_external_data: bool = True) -> "o
 
 
 def check_external_data_paths(model: "onnx.ModelProto", base_dir: Path) -> None:
-    """Refuse external data that resolves outside ``base_dir`` (path traversal)."""
+    """Refuse external data that resolves outside ``base_dir`` (path traversal) or whose file is
+    missing (onnx's own loader and checker would raise a raw ``ValidationError``)."""
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     base = base_dir.resolve()
@@ -63,6 +64,11 @@ def check_external_data_paths(model: "onnx.ModelProto", base_dir: Path) -> None:
             raise ModelError(
                 f"ONNX external data {location!r} of tensor {tensor.name!r} points outside the model's "
                 f"folder {base_dir}; refusing to read it"
+            )
+        if not target.is_file():
+            raise ModelError(
+                f"the model's external data file {base_dir / location} is missing (tensor {tensor.name!r} is "
+                "stored there); put it beside the model, as it was saved"
             )
 
 

@@ -71,6 +71,28 @@ def test_external_data_inside_the_folder_is_read(tmp_path):
     assert numpy_helper.to_array(model.graph.initializer[0]).tolist() == [[3, 3], [3, 3]]
 
 
+@pytest.mark.parametrize("load_external_data", [True, False])
+def test_a_missing_external_data_file_is_named(tmp_path, load_external_data):
+    path = _model_with_external_weight(tmp_path, "w.bin")
+    with pytest.raises(ModelError) as caught:
+        load_onnx(path, load_external_data=load_external_data)
+    assert str(caught.value) == (f"the model's external data file {path.parent / 'w.bin'} is missing (tensor 'w' is "
+                                 "stored there); put it beside the model, as it was saved")
+
+
+@pytest.mark.parametrize("plugin", ["ort", "openvino"])
+def test_a_missing_external_data_file_is_one_error_line_from_the_cli(tmp_path, plugin):
+    pytest.importorskip({"ort": "onnxruntime", "openvino": "openvino"}[plugin])
+    from tests.conftest import run_dk
+
+    path = _model_with_external_weight(tmp_path, "w.bin")
+    proc = run_dk("run", "export", "--plugin", plugin, "--model", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: the model's external data file {path.parent / 'w.bin'} is missing "
+                                   "(tensor 'w' is stored there); put it beside the model, as it was saved")
+    assert not (tmp_path / "out").exists()
+
+
 def test_set_input_shapes_fixes_dims_and_reinfers_outputs():
     model = set_input_shapes(load_onnx(ONNX_PATH), {"input": (4, 1, 8, 8)}, dynamic_batch=False)
     inputs, outputs = io_specs(model)
