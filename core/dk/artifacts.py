@@ -19,7 +19,7 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import attrs
 
@@ -194,6 +194,17 @@ def model_artifact_name(model: str, meta: Mapping[str, Any], inputs: list[Tensor
         suffix="_".join(part for part in (tag, suffix) if part),
         source_tag=source.tag if source is not None else "",
     )
+
+
+def float_nodes_suffix(float_nodes: Sequence[str]) -> str:
+    """The name suffix of an int8 artifact with ``float_nodes`` kept in float: ``float2-1a2b3c4d``
+    (how many, and 8 hex digits of sha256 over the sorted names), so that a mixed-precision build
+    gets a folder of its own beside the plain int8 one and beside other choices of float nodes;
+    ``""`` when there are none (plain names stay as they were)."""
+    names = sorted(set(float_nodes))
+    if not names:
+        return ""
+    return f"float{len(names)}-{sha256_json(names)[:8]}"
 
 
 def batch_tag(spec: TensorSpec) -> str:

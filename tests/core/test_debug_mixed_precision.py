@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dk.artifacts import Artifact
+from dk.artifacts import Artifact, sha256_json
 from dk.debug.mixed_precision import choose_float_nodes, parse_budget
 from dk.debug.sensitivity import Trial
 from dk.default_model import ONNX_PATH, load_split
@@ -139,6 +139,8 @@ def test_openvino_keeps_excluded_nodes_in_float(tmp_path):
     assert mixed_options["exclude_nodes"] == mixed_extra["float_nodes"]  # where ort records them too
     assert "exclude_nodes" not in Artifact.load(json.loads(full.stdout)["artifact"]["path"]).manifest["options"]
     assert mixed_extra["fake_quantize_nodes"] < full_extra["fake_quantize_nodes"]
+    assert json.loads(mixed.stdout)["artifact"]["name"] == json.loads(full.stdout)["artifact"]["name"] + (
+        f"_float2-{sha256_json(mixed_extra['float_nodes'])[:8]}")
     bad = run_dk("run", "quantize", "--plugin", "openvino", "-o", "exclude_nodes=/nope", "--out", str(tmp_path / "c"))
     assert bad.returncode != 0 and "exclude_nodes: no node named /nope" in bad.stderr
 
@@ -156,6 +158,10 @@ def test_trt_qdq_onnx_keeps_excluded_nodes_in_float(tmp_path):
     artifact = Artifact.load(ptq_source(request).location)
     assert artifact.manifest["extra"]["float_nodes"] == ["/classifier/Gemm"]
     assert artifact.manifest["options"]["activations"] == "int8"
+    from dk_trt.export import source_float_nodes
+
+    assert artifact.name.endswith(f"_int8_float1-{sha256_json(['/classifier/Gemm'])[:8]}")
+    assert source_float_nodes(ModelSource("artifact", str(artifact.path))) == ["/classifier/Gemm"]
     import onnx
 
     graph = onnx.load(str(artifact.model_file)).graph
@@ -268,3 +274,35 @@ def test_the_layers_table_heads_its_node_column_node(tmp_path):
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "rank" in line)
     assert [cell.strip() for cell in header.strip("┃ ").split("┃")][:3] == ["rank", "node", "op"]
+
+
+def test_a_budget_artifact_and_the_plain_int8_one_keep_their_own_folders(tmp_path):
+    """Float nodes name the folder (``_float<N>-<digest>``): neither build replaces the other in --out."""
+    out = str(tmp_path / "out")
+
+    def quantize(*extra):
+        result = run_dk("run", "quantize", "--plugin", "ort", "--json", "--out", out, *extra)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    budget, plain = quantize("--max-accuracy-drop", "0.1%"), quantize()
+    nodes = budget["float_nodes"]
+    assert len(nodes) >= 1
+    assert plain["artifact"]["path"].endswith("/v1.0_digitsnet_default_8x8_int8")
+    assert budget["artifact"]["path"] == plain["artifact"]["path"] + f"_float{len(nodes)}-" + (
+        sha256_json(sorted(nodes))[:8])
+    again_budget, again_plain = quantize("--max-accuracy-drop", "0.1%"), quantize()
+    assert (again_budget["artifact"]["reused"], again_budget["searched"]) == (True, False)
+    assert again_plain["artifact"]["reused"] is True
+    assert again_budget["artifact"]["path"] == budget["artifact"]["path"]
+    assert again_plain["artifact"]["path"] == plain["artifact"]["path"]
+    assert Artifact.load(again_budget["artifact"]["path"]).manifest["extra"]["float_nodes"] == nodes
+    assert "float_nodes" not in Artifact.load(again_plain["artifact"]["path"]).manifest["extra"]
+
+
+def test_float_nodes_suffix_counts_and_digests_the_sorted_names():
+    from dk.artifacts import float_nodes_suffix
+
+    assert float_nodes_suffix([]) == ""
+    assert float_nodes_suffix(["/b", "/a"]) == float_nodes_suffix(["/a", "/b", "/a"]) == (
+        f"float2-{sha256_json(['/a', '/b'])[:8]}")

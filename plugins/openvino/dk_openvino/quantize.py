@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
+from dk.artifacts import Artifact, BuiltModel, build_artifact, float_nodes_suffix, model_artifact_name
 from dk.errors import DkError, MissingDependency, ModelError
 from dk.specs import CalibrationData, QuantizeRequest
 
@@ -67,10 +67,10 @@ def quantize_ir(request: QuantizeRequest) -> Artifact:
     subset_size = parse_int(own_options, "subset_size", info.samples, minimum=1)
     inputs = port_specs(src.model.inputs)
     meta = src.model_meta
-    name = model_artifact_name(src.model_name, meta, inputs, "int8", source=src.source)
-
     ignored = ignored_ops(src.model, own_options.get("exclude_nodes", ""))
     float_nodes = sorted({n.strip() for n in own_options.get("exclude_nodes", "").split(",") if n.strip()})
+    name = model_artifact_name(src.model_name, meta, inputs, "int8", suffix=float_nodes_suffix(float_nodes),
+                               source=src.source)
 
     def build(folder: Path) -> BuiltModel:
         quantized = run_nncf(nncf, src.model, calibration, request.per_channel, preset, subset_size, fast_bias,

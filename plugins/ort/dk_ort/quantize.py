@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
+from dk.artifacts import Artifact, BuiltModel, build_artifact, float_nodes_suffix, model_artifact_name
 from dk.errors import DkError, ModelError, UsageError
 from dk.sources import original_source
 from dk.specs import CalibrationData, ModelSource, QuantizeRequest, TensorSpec
@@ -75,10 +75,11 @@ def quantize_onnx(request: QuantizeRequest) -> Artifact:
 
     meta = src.onnx.model_meta
     inputs = [src.ranges.get(s.name, s) for s in inputs]
-    name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8", source=src.onnx.source)
     settings: dict[str, Any] = {"reduce_range": reduce_range}
     if exclude := excluded_nodes(request.options, src.model):  # only then: other artifacts keep their cache keys
         settings["exclude_nodes"] = exclude
+    name = model_artifact_name(src.onnx.model_name, meta, inputs, "int8", suffix=float_nodes_suffix(exclude),
+                               source=src.onnx.source)
     if request.method == "static":
         settings.update(activations=activations, calibrate=calibrate)
 

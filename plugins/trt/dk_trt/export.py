@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
+from dk.artifacts import Artifact, BuiltModel, build_artifact, float_nodes_suffix, model_artifact_name
 from dk.errors import DkError, UsageError
 from dk.specs import PRECISIONS, CalibrationData, ExportRequest, TensorSpec
 
@@ -89,11 +89,23 @@ def prepare_export(request: ExportRequest, *, calibrated: bool = False) -> Prepa
                              verbosity, tf32)
     meta = onnx_model.model_meta
     named = with_profiles(inputs, [p for p in profiles if p.name in request.max_shapes])  # --max-shapes: "batch1-8"
-    name = model_artifact_name(onnx_model.model_name, meta, named, request.precision, suffix=settings.dla_suffix,
+    suffix = "_".join(p for p in (float_nodes_suffix(source_float_nodes(request.source)), settings.dla_suffix) if p)
+    name = model_artifact_name(onnx_model.model_name, meta, named, request.precision, suffix=suffix,
                                source=onnx_model.source)
     return PreparedExport(
         onnx_model, model, with_profiles(inputs, profiles), settings, name, request.out_dir, request.build_options()
     )
+
+
+def source_float_nodes(source: Any) -> list[str]:
+    """The nodes a Q/DQ artifact source keeps in float (its ``extra.float_nodes``, as ort's
+    quantize records them): an engine built from it is named apart from the plain int8 one."""
+    if source.kind != "artifact":
+        return []
+    try:
+        return list(Artifact.load(source.path).manifest.get("extra", {}).get("float_nodes") or [])
+    except DkError:
+        return []  # resolve_onnx has already said what is wrong with it
 
 
 def check_path(settings: BuildSettings, path: PrecisionPath, calibrator: str = "qdq") -> None:
