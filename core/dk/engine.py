@@ -113,16 +113,24 @@ class InputChecker:
                             f"(axis {axis} must be {want})"
                         )
                 elif (lo is not None and got < lo[axis]) or (hi is not None and got > hi[axis]):
-                    raise InputError(
-                        f"input {name!r} axis {axis} ({want}) is {got}, outside the range "
-                        f"{lo[axis] if lo else '?'}..{hi[axis] if hi else '?'} the engine was built for; "
-                        "re-export with wider --min-shapes/--max-shapes"
-                    )
+                    raise InputError(f"input {name!r} axis {axis} ({want}) is {got}, "
+                                     + _range_advice(lo[axis] if lo else None, hi[axis] if hi else None))
 
 
 def check_inputs(specs: Sequence[TensorSpec], inputs: Mapping[str, Any]) -> None:
     """Raise :class:`InputError` with one clear line when ``inputs`` do not match ``specs``."""
     InputChecker(specs)(inputs)
+
+
+def _range_advice(lo: int | None, hi: int | None) -> str:
+    """The bounds an axis was built for and the export option that widens them, naming only the
+    bounds that are known (a profile with only ``--max-shapes`` has no lower bound)."""
+    if lo is not None and hi is not None:
+        return (f"outside the range {lo}..{hi} the engine was built for; "
+                "re-export with wider --min-shapes/--max-shapes")
+    if hi is not None:
+        return f"but the engine was built for at most {hi}; re-export with a larger --max-shapes"
+    return f"but the engine was built for at least {lo}; re-export with a smaller --min-shapes"
 
 
 def _fmt(shape: Sequence[int | str]) -> str:

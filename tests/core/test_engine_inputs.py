@@ -31,6 +31,20 @@ def test_bad_feeds_raise_one_clear_line(feeds, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("bounds, batch, message", [
+    ({"max_shape": (4, 1, 8, 8)}, 9,
+     "input 'input' axis 0 (batch) is 9, but the engine was built for at most 4; re-export with a larger --max-shapes"),
+    ({"min_shape": (2, 1, 8, 8)}, 1,
+     "input 'input' axis 0 (batch) is 1, but the engine was built for at least 2; re-export with a smaller "
+     "--min-shapes"),
+])
+def test_a_range_with_one_known_bound_names_only_that_bound(bounds, batch, message):
+    checker = InputChecker([TensorSpec("input", ("batch", 1, 8, 8), "float32", **bounds)])
+    with pytest.raises(InputError) as info:
+        checker({"input": np.zeros((batch, 1, 8, 8), np.float32)})
+    assert str(info.value) == message
+
+
 def test_random_inputs_follow_the_specs():
     feeds = random_inputs(SPECS + [TensorSpec("ids", ("batch", 5), "int64")], batch=3)
     assert feeds["input"].shape == (3, 1, 8, 8) and feeds["input"].dtype == np.float32
