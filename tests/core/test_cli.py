@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,21 @@ def test_doctor_shows_a_broken_plugin_and_other_commands_still_work(tmp_path):
         "error: plugin 'broken' is installed but failed to load (import-error): ImportError: no libfoo.so; "
         "run 'dk doctor' for details"
     ]
+
+
+def test_doctor_prints_each_reason_whole_with_its_url_and_command(tmp_path):
+    url = "https://example.com/a/rather/long/path/to/the/install/instructions/of/libfoo/for/this/platform.html"
+    reason = f"no libfoo.so: see {url} or run 'pip install dk-plugin-broken[libfoo]' [extra]"
+    site = make_distribution(tmp_path / "site", "dk-plugin-broken", {"broken": f"raise ImportError({reason!r})\n"})
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    proc = run_dk("doctor", env_extra={"PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"broken (import-error): ImportError: {reason}" in lines  # one line, markup-like [extra] kept
+    assert "…" not in proc.stdout  # no cell is cut
+    torch2trt = next((line for line in lines if line.startswith("torch2trt (missing-dependency): ")), None)
+    if torch2trt is not None:  # torch2trt not installed here: its install URL and command, whole
+        assert "git clone https://github.com/NVIDIA-AI-IOT/torch2trt && pip install ./torch2trt" in torch2trt
 
 
 def test_strict_plugins_reraises_for_plugin_authors(tmp_path):

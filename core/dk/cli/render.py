@@ -42,26 +42,43 @@ def note(message: str) -> None:
 
 
 def doctor_table(report: dict) -> None:
+    """The plugin table, then why each unavailable plugin is not usable, each reason on one line
+    printed whole: a reason holds install commands and URLs, which a table cell would cut or fold."""
     table = Table(title=f"dk {report['dk']} on {report['platform']}, Python {report['python']}")
     for column in ("plugin", "status", "version", "kind", "formats", "precisions", "devices", "notes"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never "…": a long word breaks onto the next line
     for p in report["plugins"]:
         style = STATUS_STYLE.get(p["status"], "red")
         formats = ""
         if p.get("formats_in") or p.get("formats_out"):
-            formats = f"{','.join(p.get('formats_in', []))} -> {','.join(p.get('formats_out', []))}"
-        notes = p.get("error") or ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
-        if report["probe"] and p.get("details"):
-            notes = (notes + "; " if notes else "") + ", ".join(f"{k}: {v}" for k, v in p["details"].items())
+            formats = f"{', '.join(p.get('formats_in', []))} -> {', '.join(p.get('formats_out', []))}"
         table.add_row(
             p["name"], f"[{style}]{p['status']}[/]", p["version"], p.get("kind", ""), formats,
-            ",".join(p.get("precisions", [])), ",".join(p.get("devices", [])), notes,
+            ",".join(p.get("precisions", [])), ", ".join(p.get("devices", [])), _doctor_notes(p, report["probe"]),
         )
     out.print(table)
+    _print_reasons(report["plugins"])
     if cpu := report.get("cpu"):
         vnni = "with VNNI" if cpu["vnni"] else "no VNNI: int8 weights use 7 bits (reduce_range) by default"
         out.print(f"CPU {cpu['model']}: int8 path {cpu['int8_isa']} ({vnni}); flags {' '.join(cpu['flags']) or '-'}",
                   highlight=False)
+
+
+def _doctor_notes(plugin: dict, probe: bool) -> str:
+    """The notes cell: library versions (and, with --probe, details); a pointer to the reason below."""
+    notes = "why: see below" if plugin.get("error") else ", ".join(
+        f"{k} {v}" for k, v in plugin.get("versions", {}).items())
+    if probe and plugin.get("details"):
+        notes = (notes + "; " if notes else "") + ", ".join(f"{k}: {v}" for k, v in plugin["details"].items())
+    return notes
+
+
+def _print_reasons(plugins: list[dict]) -> None:
+    """``name (status): reason`` for each plugin that gave one, unwrapped (the terminal wraps it,
+    so a URL or command copies whole) and without markup (a reason may hold ``[...]``)."""
+    for p in plugins:
+        if p.get("error"):
+            out.print(f"{p['name']} ({p['status']}): {p['error']}", soft_wrap=True, highlight=False, markup=False)
 
 
 def artifact_summary(title: str, artifact: dict) -> None:
