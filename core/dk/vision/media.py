@@ -82,7 +82,8 @@ class VideoSource:
         self.source = source
         if isinstance(source, str) and not Path(source).is_file():
             raise InputError(f"video {source} does not exist")
-        self._capture = cv2.VideoCapture(source)
+        with _decoder_log_silenced():  # FFmpeg's own "moov atom not found": dk says it in one line below
+            self._capture = cv2.VideoCapture(source)
         if not self._capture.isOpened():
             self._capture.release()
             if isinstance(source, int):
@@ -188,6 +189,29 @@ def _cv2(what: str) -> Any:
     import cv2
 
     return cv2
+
+
+@contextlib.contextmanager
+def _decoder_log_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while OpenCV opens a video: FFmpeg logs with its own
+    C ``fprintf(stderr)`` (no Python logging, no OpenCV log level reaches it), which printed
+    ``[mov,mp4,...] moov atom not found`` before dk's own one-line error for a file that is no video."""
+    import sys
+
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()  # what Python wrote before stays before, and is not lost
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _short(exc: BaseException) -> str:
