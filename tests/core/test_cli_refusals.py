@@ -90,6 +90,33 @@ def test_options_that_conflict_or_do_nothing_are_refused(tmp_path, args, expecte
     assert list(tmp_path.iterdir()) == []
 
 
+SIMPLIFY_REFUSED = ("error: --simplify: only the torch exporter simplifies, and the model here is the embedded ONNX "
+                    "model; drop --simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["compare", "--plugins", "ort,ort:int8", "--simplify"], SIMPLIFY_REFUSED),
+    (["debug", "diverge", "--plugins", "onnxref,ort", "--simplify"], SIMPLIFY_REFUSED),
+    (["debug", "layers", "--plugin", "ort", "--simplify"], SIMPLIFY_REFUSED),
+    (["debug", "layers", "--plugin", "ort", "--force"],
+     "error: --force does nothing in 'dk debug layers' (every quantization is built afresh in a temp folder); "
+     "drop it"),
+    (["debug", "layers", "--plugin", "ort", "--artifact", "any-folder"],
+     "error: --artifact does nothing in 'dk debug layers' (it quantizes the original model once per weighted node; "
+     "give --model instead); drop it"),
+])
+def test_compare_and_debug_refuse_what_dk_run_refuses(tmp_path, args, expected):
+    assert _refused(run_dk(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)) == expected
+    assert list(tmp_path.iterdir()) == []  # nothing built, no dk-debug folder either
+
+
+def test_diverge_takes_simplify_when_torch_exports_the_graph():
+    from dk.cli.debug import graph_exporters
+
+    assert graph_exporters([("torch", "fp32"), ("ort", "int8")]) == ["torch"]
+    assert graph_exporters([("onnxref", "fp32"), ("ort", "int8")]) == ["onnxref", "ort"]
+
+
 @pytest.mark.parametrize("stage, what", [("infer", "--precision fp16"), ("bench", "ort:fp16")])
 def test_a_precision_that_is_not_the_artifacts_is_refused(tmp_path, int8_artifact, stage, what):
     line = _refused(run_dk("run", stage, "--plugin", "ort", "--precision", "fp16", "--artifact", int8_artifact))

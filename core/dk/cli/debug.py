@@ -45,6 +45,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     1 when a diverging node was found, 130 on Ctrl-C (after printing what was found so far).
     """
     from dk.cli import render
+    from dk.cli.common import check_simplify
     from dk.cli.options import check_option_scopes, parse_plugin_list
     from dk.cli.output_paths import check_output_file
     from dk.debug.diverge import diverge as run_diverge
@@ -54,6 +55,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     check_output_file(subgraph, "--subgraph", "first-divergence.onnx")
     opts = make_build_options(kw)
     check_option_scopes(opts.options, [name for name, _ in engines])
+    check_simplify(opts, graph_exporters(engines))
     result = run_diverge(engines, opts, samples=samples, per_build=per_build, subgraph=subgraph, prefix=prefix,
                          mark_all=mark_all, progress=(lambda _: None) if as_json else render.note)
     report = result.to_json()
@@ -68,6 +70,13 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
 
         where = report["culprit"]["name"] if report["culprit"] else "the outputs only"
         raise ToleranceExceeded(f"{report['candidate']} diverges from {report['reference']} first at {where}")
+
+
+def graph_exporters(engines: list[tuple[str, str]]) -> list[str]:
+    """The plugins whose export makes the graph that diverge builds every engine from: torch's alone
+    when torch is among the engines (its ONNX export is that graph), else each engine's own."""
+    names = [name for name, _ in engines]
+    return ["torch"] if "torch" in names else names
 
 
 def _range(clamp: list) -> str:
@@ -131,6 +140,19 @@ def _print_outcome(report: dict[str, Any]) -> None:
         f"{report['subgraph'] or _why_no_subgraph(report)}", highlight=False)
 
 
+def check_layers_options(opts, plugin: str) -> None:
+    """The build options ``dk debug layers`` would ignore (it quantizes the model afresh, in a temp
+    folder, once per node), and --simplify where nothing simplifies, as ``dk run`` refuses them."""
+    from dk.cli.common import check_simplify
+    from dk.cli.stage_options import refuse_unread
+
+    refuse_unread("dk debug layers", {"artifact": opts.artifact, "force": opts.force}, {
+        "artifact": "it quantizes the original model once per weighted node; give --model instead",
+        "force": "every quantization is built afresh in a temp folder",
+    })
+    check_simplify(opts, [plugin])
+
+
 def _why_no_subgraph(report: dict[str, Any]) -> str:
     if report["subgraph_error"]:
         return f"not written ({report['subgraph_error']})"
@@ -159,6 +181,7 @@ def layers(plugin: str, precision: str, only_int8: bool, samples: int | None, re
     as_json = kw.pop("as_json")
     opts = make_build_options(kw)
     check_option_scopes(opts.options, [plugin])
+    check_layers_options(opts, plugin)
     api.check_precision(plugin, precision, "dk debug layers measures int8 only: choose another plugin")
     if report_path:
         from dk.report import check_output_path

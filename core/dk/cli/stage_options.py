@@ -40,6 +40,14 @@ def check_stage_options(stage: str, precision: str | None, kw: dict[str, Any]) -
     _check_pair(given, "precision", "precisions", "--precision P for one or --precisions P,Q for several")
 
 
+def refuse_unread(command: str, given: dict[str, Any], unread: dict[str, str]) -> None:
+    """One :class:`UsageError` for the first option of ``unread`` (keyword -> why ``command`` has no
+    use for it) given a value, worded as :func:`check_stage_options` words it for ``dk run``."""
+    for key, why in unread.items():
+        if given.get(key) not in (None, False):
+            raise UsageError(f"{spelling(key)} does nothing in '{command}' ({why}); drop it")
+
+
 def spelling(key: str) -> str:
     return SPELLING.get(key, "--" + key.replace("_", "-"))
 
