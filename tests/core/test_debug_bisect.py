@@ -122,6 +122,28 @@ def test_an_agreeing_parallel_branch_does_not_hide_the_broken_node(edges, broken
     assert search.builds <= math.ceil(math.log2(len(nodes))) + 2
 
 
+def test_a_last_good_node_never_compared_names_the_node_that_proved_it():
+    # r0c1 broken: the stem is proven good only by the skip path r0s1, computed from it, agreeing
+    from dk.debug.diverge import DivergeResult
+
+    nodes, inputs = dag(RESIDUAL)
+    search = bisect(nodes, ["head"], descendants_probe(RESIDUAL, "r0c1", [], ["head"]), inputs, 1)
+    assert (search.culprit.name, search.last_good.name, search.last_good_proven_by.name) == ("r0c1", "stem", "r0s1")
+    assert not any("stem" in step.checks for step in search.steps)  # so it has no error of its own
+    report = DivergeResult("a", "b", "g", "d", 1, search, "fp32").to_json()
+    assert (report["last_good"], report["last_good_error"], report["last_good_proven_by"]) == ("stem", None, "r0s1")
+
+
+def test_a_last_good_node_compared_itself_has_its_error_and_no_proven_by():
+    from dk.debug.diverge import DivergeResult
+
+    nodes, calls = chain(64), []
+    search = bisect(nodes, [OUTPUT], fake_probe(17, calls), chain_inputs(64), 3)
+    report = DivergeResult("a", "b", "g", "d", 1, search, "fp32").to_json()
+    assert report["last_good"] == "node16" and report["last_good_error"]["passed"] is True
+    assert report["last_good_proven_by"] is None
+
+
 def test_a_node_after_the_broken_one_that_agrees_is_no_lower_bound():
     # the audit's qbranch.onnx with the old search: build 1 marked b1, b4 (agree), out (diverges),
     # and the agreeing b7 moved the lower bound past a1, the node actually broken

@@ -136,7 +136,7 @@ def _print_outcome(report: dict[str, Any]) -> None:
         f"  there: max abs {error.get('max_abs', float('nan')):.3g}, cosine {error.get('cosine', float('nan')):.6f}"
         f" ({'; '.join(error.get('failures', []))})\n"
         f"  at the outputs: {out_errors}\n"
-        f"  last agreeing node: {report['last_good'] or 'the inputs'}; {builds} builds; subgraph: "
+        f"  last agreeing node: {report['last_good'] or 'the inputs'}{_proof(report)}; {builds} builds; subgraph: "
         f"{report['subgraph'] or _why_no_subgraph(report)}", highlight=False)
 
 
@@ -151,6 +151,12 @@ def check_layers_options(opts, plugin: str) -> None:
         "force": "every quantization is built afresh in a temp folder",
     })
     check_simplify(opts, [plugin])
+
+
+def _proof(report: dict[str, Any]) -> str:
+    """How the last agreeing node is known to agree when it was not compared itself."""
+    by = report.get("last_good_proven_by")
+    return f" (not compared itself: {by}, computed from it, agrees)" if by else ""
 
 
 def _why_no_subgraph(report: dict[str, Any]) -> str:

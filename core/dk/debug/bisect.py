@@ -64,6 +64,9 @@ class Search:
     diverged: bool | None = None  # None: not known yet (interrupted before the first step ended)
     culprit: NodeInfo | None = None
     last_good: NodeInfo | None = None
+    #: the compared node that proved ``last_good`` agrees: itself, or a node computed from it (then
+    #: ``last_good`` was never compared itself and has no error of its own)
+    last_good_proven_by: NodeInfo | None = None
     interrupted: bool = False
 
     @property
@@ -102,6 +105,8 @@ class Knowledge:
             for p in parents:
                 self.first_use[p] = min(self.first_use[p], i)
         self.good = [False] * self.count
+        #: for each node known to agree, the compared node that proved it (itself, or a descendant)
+        self.proven_by: list[int | None] = [None] * self.count
         self.lo, self.hi = -1, self.count
 
     def agrees(self, i: int) -> None:
@@ -110,7 +115,7 @@ class Knowledge:
         while stack:
             j = stack.pop()
             if not self.good[j]:
-                self.good[j] = True
+                self.good[j], self.proven_by[j] = True, i
                 stack.extend(self.parents[j])
         while self.lo + 1 < self.count and self.good[self.lo + 1]:
             self.lo += 1
@@ -200,7 +205,7 @@ def bisect(nodes: Sequence[NodeInfo], outputs: Sequence[str], probe: Probe, inpu
     except KeyboardInterrupt:
         search.interrupted = True
     if known.lo >= 0:
-        search.last_good = nodes[known.lo]
+        search.last_good, search.last_good_proven_by = nodes[known.lo], nodes[known.proven_by[known.lo]]
     if known.hi < len(nodes) and not search.interrupted:
         search.culprit = nodes[known.hi]
     return search

@@ -41,6 +41,7 @@ class DivergeResult:
         culprit = s.culprit.to_json() if s.culprit else None
         if culprit:
             culprit["error"] = _check_at(s, s.culprit.tensor)
+        last_good_error, proven_by = _last_good_evidence(s)
         if s.interrupted:
             search_status = "interrupted"
         elif s.diverged is False:
@@ -56,7 +57,8 @@ class DivergeResult:
             "candidate_nodes": len(s.nodes), "builds": s.builds, "mode": self.mode, "seconds": self.seconds,
             "culprit": culprit,
             "last_good": s.last_good.name if s.last_good else None,
-            "last_good_error": _check_at(s, s.last_good.tensor) if s.last_good else None,
+            "last_good_error": last_good_error,
+            "last_good_proven_by": proven_by,
             "outputs": {k: v.to_json() for k, v in s.output_checks.items()},
             "subgraph": self.subgraph,
             "subgraph_error": self.subgraph_error,
@@ -65,6 +67,17 @@ class DivergeResult:
                                    if self.interrupted_in_torch_check else None),
             "steps": [step.to_json() for step in s.steps],
         }
+
+
+def _last_good_evidence(search: Search) -> tuple[dict[str, Any] | None, str | None]:
+    """The last agreeing node's own check, or, when it was never compared itself (a node computed
+    from it agreed, which vouches for it), None and the name of that node."""
+    if search.last_good is None:
+        return None, None
+    error = _check_at(search, search.last_good.tensor)
+    if error is not None or search.last_good_proven_by is None:
+        return error, None
+    return None, search.last_good_proven_by.name
 
 
 def _check_at(search: Search, tensor: str) -> dict[str, Any] | None:
