@@ -209,14 +209,17 @@ def float_nodes_suffix(float_nodes: Sequence[str]) -> str:
 
 def batch_tag(spec: TensorSpec) -> str:
     """How the first input's batch axis is fixed: ``""`` when dynamic (the common case keeps the
-    plain name), ``batch4`` when static, ``batch1-8`` when bounded by min/max shapes."""
+    plain name), ``batch4`` when static, ``batch1-8`` when bounded by min/max shapes, ``batch-8``
+    or ``batch2-`` when only one bound is given."""
     if not spec.shape:
         return ""
     batch = spec.shape[0]
     if isinstance(batch, int):
         return f"batch{batch}"
-    if spec.min_shape and spec.max_shape:
-        return f"batch{spec.min_shape[0]}-{spec.max_shape[0]}"
+    if spec.min_shape or spec.max_shape:
+        low = spec.min_shape[0] if spec.min_shape else ""
+        high = spec.max_shape[0] if spec.max_shape else ""
+        return f"batch{low}-{high}"
     return ""
 
 

@@ -24,6 +24,8 @@ def test_batch_tag_tells_dynamic_static_and_bounded_apart():
     assert batch_tag(TensorSpec("x", (4, 3, 224, 224))) == "batch4"
     assert batch_tag(TensorSpec("x", ("batch", 3, 224, 224), min_shape=(1, 3, 224, 224),
                                 max_shape=(16, 3, 224, 224))) == "batch1-16"
+    assert batch_tag(TensorSpec("x", ("batch", 3, 224, 224), max_shape=(16, 3, 224, 224))) == "batch-16"
+    assert batch_tag(TensorSpec("x", ("batch", 3, 224, 224), min_shape=(2, 3, 224, 224))) == "batch2-"
     spec = TensorSpec("x", (1, 3, 224, 224))
     assert model_artifact_name("resnet18", {}, [spec], "fp16", suffix="dla_disabled") == (
         "v1.0_resnet18_default_224x224_fp16_batch1_dla_disabled")
@@ -42,6 +44,17 @@ def test_the_four_exports_of_one_model_live_side_by_side(tmp_path, plugin):
         assert reloaded.manifest["cache_key"] == artifact.manifest["cache_key"], f"{plugin} {variant} was replaced"
     assert Artifact.load(built["static-4"].path).inputs[0].shape == (4, 1, 8, 8)
     assert Artifact.load(built["bounded"].path).inputs[0].max_shape == (8, 1, 8, 8)
+
+
+def test_an_export_bounded_on_one_side_does_not_replace_the_plain_one(tmp_path):
+    """Only --max-shapes: ort keeps the lower bound open (openvino makes it 1: batch1-8)."""
+    pytest.importorskip("onnxruntime")
+    plain = api.export("ort", ExportRequest(source=parse_model_arg(None), out_dir=tmp_path))
+    capped = api.export("ort", ExportRequest(source=parse_model_arg(None), out_dir=tmp_path,
+                                             max_shapes={"input": (8, 1, 8, 8)}))
+    assert (plain.path.name, capped.path.name) == ("v1.0_digitsnet_default_8x8_fp32",
+                                                   "v1.0_digitsnet_default_8x8_fp32_batch-8")
+    assert Artifact.load(plain.path).manifest["cache_key"] == plain.manifest["cache_key"]
 
 
 def test_models_with_one_file_name_get_one_folder_each(tmp_path):
