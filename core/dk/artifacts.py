@@ -310,7 +310,7 @@ def build_lock(final: Path) -> Iterator[None]:
         return
     lock = final.with_name(f".{final.name}.lock")
     while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = _open_lock_file(lock)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
@@ -324,6 +324,16 @@ def build_lock(final: Path) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)  # releases the lock
+
+
+def _open_lock_file(lock: Path) -> int:
+    """Open (creating) ``lock``; its folder is made again when a failed build of another artifact
+    removed it, empty, between our mkdir and this open."""
+    while True:
+        try:
+            return os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except FileNotFoundError:
+            lock.parent.mkdir(parents=True, exist_ok=True)
 
 
 def remove_leftovers(final: Path) -> list[str]:
@@ -364,11 +374,36 @@ def build_artifact(
     meta = json.loads(json.dumps(dict(model_meta), default=str))
     if not force and (cached := _reusable(final, key, meta)) is not None:
         return cached
-    with build_lock(final):
-        if not force and (cached := _reusable(final, key, meta)) is not None:
-            return cached  # built by the writer we waited for
-        remove_leftovers(final)
-        return _build_into(final, name, plugin, key, source, build_options, tool_versions, model_meta, build)
+    new_folders = missing_folders(final.parent)
+    try:
+        with build_lock(final):
+            if not force and (cached := _reusable(final, key, meta)) is not None:
+                return cached  # built by the writer we waited for
+            remove_leftovers(final)
+            return _build_into(final, name, plugin, key, source, build_options, tool_versions, model_meta, build)
+    except BaseException:
+        remove_empty_folders(new_folders)
+        raise
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty: a failed build leaves no
+    ``dk-artifacts/<plugin>/`` behind that it made; one another build has written to stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another build's artifact or lock) or already gone
+            return
 
 
 def check_not_own_source(source: SourceInfo, final: Path) -> None:

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 
 from dk.artifacts import Artifact, BuiltModel, SourceInfo, build_artifact
 from dk.specs import TensorSpec
@@ -113,3 +114,18 @@ def test_a_build_killed_with_sigkill_leaves_folders_that_the_next_build_removes(
 
     assert leftovers(tmp_path) == []
     Artifact.load(artifact.path).verify()
+
+
+def failing_build(folder: Path) -> BuiltModel:
+    raise RuntimeError("model file is corrupt")
+
+
+def test_a_failed_build_keeps_the_other_artifacts_of_its_plugin(tmp_path):
+    built = build_one(tmp_path)
+
+    with pytest.raises(RuntimeError, match="model file is corrupt"):
+        build_artifact(plugin="store", out_dir=tmp_path, name="v1.0_other_default_8x8_fp32", source=SOURCE,
+                       build_options={}, tool_versions={}, model_meta={}, build=failing_build)
+
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [NAME]
+    Artifact.load(built.path).verify()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -146,7 +147,8 @@ def load_module(source: ModelSource) -> "nn.Module":
             ) from exc
     elif source.kind == "torch-export":
         try:
-            module = torch.export.load(str(_existing(source.location, "model"))).module()
+            with _quiet_logger("torch.export"):
+                module = torch.export.load(str(_existing(source.location, "model"))).module()
         except Exception as exc:  # torch.export.load raises many kinds for a bad file
             raise ModelError(
                 f"cannot load {source.location} as a torch.export program (.pt2): "
@@ -266,6 +268,19 @@ def _check_keys(module: "nn.Module", state: dict[str, Any], path: str, model: st
                 f"weights file {path} does not fit the model from {model}: {key} has shape "
                 f"{list(have)} in the file but {list(want)} in the model"
             )
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Mute logger ``name`` for the block: torch.export.load logs the whole traceback of a bad
+    file as a warning before raising, and dk reports that failure itself, in one line."""
+    logger = logging.getLogger(name)
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
 
 
 @contextlib.contextmanager

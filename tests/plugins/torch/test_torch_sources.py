@@ -93,7 +93,7 @@ def test_weights_holding_a_pickled_object_are_refused(tmp_path, tiny_module):
         ModelError, match=r"not weights_only-safe; only weights_only-safe files are accepted"
     ):
         export(tmp_path, ModelSource("torch-callable", f"{tiny_module}:make_tiny", str(unsafe)))
-    assert list((tmp_path / "out" / "torch").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # a failed build leaves no folder behind
 
 
 def test_weights_with_other_keys_name_missing_and_unexpected_keys(tmp_path, tiny_module):
@@ -166,6 +166,22 @@ def test_state_dict_given_as_torchscript_says_to_use_a_factory(tmp_path, tiny_we
         ModelError, match=r"cannot load .* as TorchScript .*--model module\.path:factory --weights"
     ):
         export(tmp_path, ModelSource("torchscript", str(weights)))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pt2"])
+def test_corrupt_torch_file_is_one_dk_error_line_and_leaves_no_folder(tmp_path, suffix):
+    from tests.conftest import run_dk
+
+    (tmp_path / f"bad{suffix}").write_text("hello\n")
+
+    proc = run_dk("run", "export", "--plugin", "ort", "--model", f"bad{suffix}",
+                  "--shapes", "input:1x1x8x8", cwd=tmp_path)
+
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot load {tmp_path / f'bad{suffix}'}")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "dk-artifacts").exists()
 
 
 def test_torch_export_program_with_dynamic_batch_exports(tmp_path, tiny_module):
