@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Union
 
 import attrs
 import numpy as np
@@ -97,17 +97,59 @@ def build(plugin: str, precision: str, opts: BuildOptions) -> Artifact:
 
 # -- data ---------------------------------------------------------------------------------------
 
+#: Model inputs over samples: one array (a one-input model's, fed to its input) or arrays by input name.
+Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
+
 
 @attrs.define
 class EvalData:
     """Inputs (and labels when known) to run through engines; ``name`` says where they came from."""
 
+    #: the rows of the model's first input (the only one, for most models)
     x: np.ndarray
     y: np.ndarray | None
     name: str
     #: ``dk.vision.evaluation.EvaluationSet`` of a ``--data`` dataset (task, detection ground truth);
     #: score it with ``dk.vision.evaluation.evaluate(run_all(engine, data.x), data.evaluation, meta)``
     evaluation: Any = None
+    #: every input's rows by name, for a model with more than one input (``x`` is the first's)
+    inputs: dict[str, np.ndarray] | None = None
+
+    @property
+    def model_inputs(self) -> Inputs:
+        """What to run the model on (:func:`run_all`, :func:`batches`): every input it takes."""
+        return self.inputs if self.inputs else self.x
+
+    def first(self, count: int) -> "EvalData":
+        """The first ``count`` samples (inputs and labels)."""
+        return attrs.evolve(self, x=self.x[:count], y=None if self.y is None else self.y[:count],
+                            inputs=take_rows(self.inputs, 0, count) if self.inputs else None)
+
+
+def sample_count(x: Inputs) -> int:
+    """How many samples ``x`` holds (the rows of its first array)."""
+    return len(x) if isinstance(x, np.ndarray) else len(next(iter(x.values())))
+
+
+def take_rows(x: Inputs, start: int, stop: int | None) -> Inputs:
+    """Rows ``start:stop`` of every array of ``x``."""
+    if isinstance(x, np.ndarray):
+        return x[start:stop]
+    return {name: array[start:stop] for name, array in x.items()}
+
+
+def feeds_by_name(engine: Engine, x: Inputs) -> dict[str, np.ndarray]:
+    """``x`` as arrays by input name: a lone array goes to the engine's first input."""
+    if isinstance(x, np.ndarray):
+        return {engine.inputs[0].name: x}
+    return dict(x)
+
+
+def repeated_feeds(engine: Engine, x: Inputs, batch: int) -> dict[str, np.ndarray]:
+    """Feeds of ``batch`` rows: the samples of ``x`` in order, repeated when there are fewer."""
+    reps = -(-batch // sample_count(x))
+    return {name: np.ascontiguousarray(np.concatenate([array] * reps)[:batch])
+            for name, array in feeds_by_name(engine, x).items()}
 
 
 def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None,
@@ -125,24 +167,38 @@ def eval_data(opts: BuildOptions, engine: Engine, limit: int | None = None,
     if opts.data and not is_npz(opts.data):
         from dk.vision import evaluation
 
+        check_one_input(engine.inputs, f"--data {opts.data} is a dataset of images, which feed one input")
         dataset = evaluation.load_dataset(opts.data, "eval")
         found = evaluation.evaluation_set(dataset, engine.inputs[0], meta, limit)
         data = EvalData(found.x, found.y, f"{Path(opts.data).name} ({len(found.x)} {dataset.task} images)", found)
     elif opts.data:
-        x, y = load_npz(opts.data)
-        data = EvalData(x, y, Path(opts.data).name)
+        inputs, y = load_npz_inputs(opts.data, [s.name for s in engine.inputs])
+        data = EvalData(next(iter(inputs.values())), y, Path(opts.data).name,
+                        inputs=inputs if len(inputs) > 1 else None)
     elif opts.source().kind == "default" and not opts.artifact or _is_default_artifact(opts):
         from dk.default_model import load_split
 
         x, y = load_split("eval")
         data = EvalData(x, y, "digits-eval")
     else:
-        spec = fed_spec(engine.inputs[0], opts, meta)
-        x = _random_eval_inputs(engine, spec, random_samples)
-        data = EvalData(x, None, "random(seed=0)")
+        specs = [fed_spec(spec, opts, meta) for spec in engine.inputs]
+        inputs = _random_eval_inputs(engine, specs, random_samples)
+        data = EvalData(inputs[specs[0].name], None, "random(seed=0)", inputs=inputs if len(inputs) > 1 else None)
     if limit is not None:
-        data = attrs.evolve(data, x=data.x[:limit], y=None if data.y is None else data.y[:limit])
+        data = data.first(limit)
     return data
+
+
+def check_one_input(specs: list[TensorSpec], what: str) -> None:
+    """Raise :class:`UsageError` when the model takes more than one input (``specs``): ``what`` feeds only one."""
+    if len(specs) > 1:
+        names = ", ".join(repr(s.name) for s in specs)
+        raise UsageError(f"{what}, but the model takes {len(specs)} inputs ({names}); give --data an "
+                         f".npz with one array per input, by name ({_savez_example([s.name for s in specs])})")
+
+
+def _savez_example(names: list[str]) -> str:
+    return "np.savez(path, " + ", ".join(f"{name}=..." for name in names) + ", y=labels)"
 
 
 def fed_spec(spec: TensorSpec, opts: BuildOptions, meta: dict[str, Any]) -> TensorSpec:
@@ -220,6 +276,32 @@ def _is_default_artifact(opts: BuildOptions) -> bool:
     return Artifact.load(opts.artifact).manifest.get("source", {}).get("kind") == "default"
 
 
+def load_npz_inputs(path: str, names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The model's inputs by name and the labels (``y``, optional) of a ``--data`` .npz file: ``x``
+    for a one-input model, one array per input name for a model with more (checked: present, one
+    row count). Raises :class:`UsageError` naming what is missing."""
+    if len(names) == 1:
+        x, y = load_npz(path)
+        return {names[0]: x}, y
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in names if name in data.files}
+            found, y = data.files, (data["y"] if "y" in data.files else None)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read data file {path}: {exc}") from None
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        only_x = " holds one input array 'x'" if "x" in found and not arrays else \
+            f" has no array {', '.join(map(repr, missing))} (found {', '.join(found) or 'none'})"
+        raise UsageError(f"{path}{only_x}, but the model takes {len(names)} inputs ({', '.join(map(repr, names))}); "
+                         f"save one array per input, by name: {_savez_example(names)}")
+    rows = {name: len(array) for name, array in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise UsageError(f"{path}: the input arrays have different numbers of samples "
+                         f"({', '.join(f'{n}: {r}' for n, r in rows.items())}); give each input one row per sample")
+    return arrays, y
+
+
 def load_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -236,21 +318,21 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
     if opts.data and not is_npz(opts.data):
         return _dataset_calibration(opts, source)
     if opts.data:
-        x, _ = load_npz(opts.data)
+        inputs, _ = load_npz_inputs(opts.data, [spec.name for spec in _input_specs(source, opts)])
         name = f"{Path(opts.data).name}[:{opts.calib_size}]"
     elif source.kind == "default" or (source.kind == "artifact" and _is_default_artifact(opts)):
         from dk.default_model import load_split
 
         x, _ = load_split("calib")
+        inputs = {_input_specs(source, opts)[0].name: x}
         name = f"digits-calib[:{opts.calib_size}]"
     else:
         return None, ""
-    x = x[: opts.calib_size]
-    input_name = _first_input_name(source, opts)
+    inputs = {k: v[: opts.calib_size] for k, v in inputs.items()}
 
     def feeds() -> Iterator[dict[str, np.ndarray]]:
-        for i in range(0, len(x), 16):
-            yield {input_name: np.ascontiguousarray(x[i : i + 16])}
+        for i in range(0, sample_count(inputs), 16):
+            yield {k: np.ascontiguousarray(v[i : i + 16]) for k, v in inputs.items()}
 
     return feeds, name
 
@@ -264,6 +346,7 @@ def _dataset_calibration(opts: BuildOptions, source: ModelSource):
     dataset = evaluation.load_dataset(opts.data, "calib")
     onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)
     inputs, _ = io_specs(load_onnx(onnx_model.path, load_external_data=False))
+    check_one_input(inputs, f"--data {opts.data} is a dataset of images, which feed one input")
     meta = onnx_model.model_meta
 
     def feeds() -> Iterator[dict[str, np.ndarray]]:
@@ -273,29 +356,32 @@ def _dataset_calibration(opts: BuildOptions, source: ModelSource):
     return feeds, f"{Path(opts.data).name}[{count} of {len(dataset)}, seed 0]"
 
 
-def _first_input_name(source: ModelSource, opts: BuildOptions) -> str:
+def _input_specs(source: ModelSource, opts: BuildOptions) -> list[TensorSpec]:
+    """The inputs of the model ``source`` names (a torch model: of its fp32 ONNX export)."""
     if source.kind == "default":
-        return "input"
+        return [TensorSpec("input", ("batch", 1, 8, 8), "float32")]
     if source.kind == "artifact":  # any format: the manifest knows the inputs
-        return Artifact.load(source.path).inputs[0].name
+        return list(Artifact.load(source.path).inputs)
     from dk.onnx_io import io_specs, load_onnx
     from dk.sources import resolve_onnx
 
     export = opts.export_request("fp32") if source.kind.startswith("torch") else None
     inputs, _ = io_specs(load_onnx(resolve_onnx(source, export).path, load_external_data=False))
-    return inputs[0].name
+    return inputs
 
 
-def _random_eval_inputs(engine: Engine, spec: TensorSpec, wanted: int | None) -> np.ndarray:
-    """Seeded random rows for ``spec``: one batch (8, or the engine's fixed batch) when ``wanted``
-    is None, else ``wanted`` rows (a fixed batch: the whole batches that hold them)."""
+def _random_eval_inputs(engine: Engine, specs: list[TensorSpec], wanted: int | None) -> dict[str, np.ndarray]:
+    """Seeded random rows for every input of ``specs``, each of its own shape and dtype: one batch
+    (8, or the engine's fixed batch) when ``wanted`` is None, else ``wanted`` rows (a fixed batch:
+    the whole batches that hold them)."""
     rows = _batch_of(engine, 8)
     if wanted is not None:
-        fixed = spec.shape and isinstance(spec.shape[0], int)
+        first = specs[0]
+        fixed = first.shape and isinstance(first.shape[0], int)
         rows = -(-wanted // rows) * rows if fixed else wanted
-    if spec.shape:  # the batch axis as long as asked, fixed or not (same values for one batch)
-        spec = attrs.evolve(spec, shape=("batch", *spec.shape[1:]))
-    return random_inputs([spec], batch=rows, seed=0)[spec.name]
+    # the batch axis as long as asked, fixed or not (same values for one batch)
+    specs = [attrs.evolve(s, shape=("batch", *s.shape[1:])) if s.shape else s for s in specs]
+    return random_inputs(specs, batch=rows, seed=0)
 
 
 def _batch_of(engine: Engine, dynamic_default: int) -> int:
@@ -313,24 +399,25 @@ def _batch_of(engine: Engine, dynamic_default: int) -> int:
     return batch
 
 
-def batches(engine: Engine, x: np.ndarray, size: int = 64) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+def batches(engine: Engine, x: Inputs, size: int = 64) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Feeds over ``x`` in the engine's fixed batch size, or ``size`` when the batch is dynamic."""
     step = _batch_of(engine, size)
     fixed = isinstance(engine.inputs[0].shape[0], int) if engine.inputs[0].shape else True
-    end = len(x) - step + 1 if fixed else len(x)  # a fixed batch cannot take a partial last batch
-    name = engine.inputs[0].name
+    count = sample_count(x)
+    end = count - step + 1 if fixed else count  # a fixed batch cannot take a partial last batch
+    arrays = feeds_by_name(engine, x)
     for i in range(0, max(end, 0), step):
-        yield i, {name: np.ascontiguousarray(x[i : i + step])}
+        yield i, {name: np.ascontiguousarray(array[i : i + step]) for name, array in arrays.items()}
 
 
-def run_all(engine: Engine, x: np.ndarray) -> dict[str, np.ndarray]:
+def run_all(engine: Engine, x: Inputs) -> dict[str, np.ndarray]:
     """Outputs of ``engine`` over ``x`` (for a fixed batch size, whole batches only), concatenated."""
     parts: dict[str, list[np.ndarray]] = {}
     for _, feeds in batches(engine, x):
         for key, value in engine.infer(feeds).items():
             parts.setdefault(key, []).append(np.asarray(value))
     if not parts:
-        raise DkError(f"no complete batch of {_batch_of(engine, 64)} in {len(x)} samples")
+        raise DkError(f"no complete batch of {_batch_of(engine, 64)} in {sample_count(x)} samples")
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

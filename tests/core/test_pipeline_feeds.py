@@ -71,3 +71,74 @@ def test_data_of_another_size_than_the_cell_fails_that_cell_only(tmp_path):
     assert [(r["status"], r["input_shape"]) for r in runs] == [("ok", [1, 3, 20, 20]), ("failed", None)]
     assert runs[1]["error"] == ("the inputs (d.npz) are 20x20, not the 12x14 this --input-sizes cell asks for; "
                                 "give --data of that size or leave --input-sizes out")
+
+
+def two_input_onnx(path) -> str:
+    """``a`` float32 [batch, 4] and ``b`` int64 [batch, 4] -> ``output`` = a + float(b)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["b"], ["b_float"], to=TensorProto.FLOAT),
+         helper.make_node("Add", ["a", "b_float"], ["output"])],
+        "two",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("b", TensorProto.INT64, ["batch", 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_every_input_of_a_two_input_model_is_fed_seeded_random_rows_of_its_dtype(tmp_path):
+    from dk.engine import random_inputs
+    from dk.specs import TensorSpec
+
+    model = two_input_onnx(tmp_path / "two.onnx")
+    result = ok_json(run_dk("run", "infer", "--plugin", "ort", "--model", model, "--batch", "2",
+                            "--out", str(tmp_path / "a"), "--json"))
+
+    fed = random_inputs([TensorSpec("a", ("batch", 4), "float32"), TensorSpec("b", ("batch", 4), "int64")],
+                        batch=8, seed=0)
+    expected = fed["a"][:2] + fed["b"][:2].astype(np.float32)
+    np.testing.assert_allclose(np.array(result["values"]["output"], np.float32), expected, rtol=0, atol=0)
+    assert fed["b"].dtype == np.int64 and len(np.unique(fed["b"])) > 1
+
+
+def test_bench_of_a_two_input_model_feeds_both_inputs_at_every_batch(tmp_path):
+    model = two_input_onnx(tmp_path / "two.onnx")
+    result = ok_json(run_dk("run", "bench", "--plugin", "ort", "--model", model, "--batches", "1,4",
+                            "--out", str(tmp_path / "a"), *BENCH))
+    assert [(r["status"], r["batch"], r["input_shape"]) for r in result["runs"]] == [
+        ("ok", 1, [1, 4]), ("ok", 4, [4, 4])]
+
+
+def test_npz_of_named_arrays_feeds_a_two_input_model(tmp_path):
+    model = two_input_onnx(tmp_path / "two.onnx")
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.savez(tmp_path / "ab.npz", a=a, b=np.full((3, 4), 10, np.int64), y=np.zeros(3, np.int64))
+    result = ok_json(run_dk("run", "infer", "--plugin", "ort", "--model", model, "--data", str(tmp_path / "ab.npz"),
+                            "--batch", "3", "--out", str(tmp_path / "o"), "--json"))
+    assert result["values"]["output"] == (a + 10).tolist()
+    assert result["labels"] == [0, 0, 0]
+
+
+def test_one_array_x_for_a_two_input_model_says_to_save_one_array_per_input(tmp_path):
+    model = two_input_onnx(tmp_path / "two.onnx")
+    np.savez(tmp_path / "x.npz", x=np.zeros((3, 4), np.float32))
+    proc = run_dk("run", "infer", "--plugin", "ort", "--model", model, "--data", str(tmp_path / "x.npz"),
+                  "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {tmp_path / 'x.npz'} holds one input array 'x', but the model takes 2 inputs ('a', 'b'); "
+        "save one array per input, by name: np.savez(path, a=..., b=..., y=labels)")
+
+
+def test_an_image_dataset_for_a_two_input_model_is_refused(tmp_path):
+    model = two_input_onnx(tmp_path / "two.onnx")
+    (tmp_path / "ds" / "cat").mkdir(parents=True)
+    proc = run_dk("run", "infer", "--plugin", "ort", "--model", model, "--data", str(tmp_path / "ds"),
+                  "--out", str(tmp_path / "o"), "--json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"] == (
+        f"--data {tmp_path / 'ds'} is a dataset of images, which feed one input, but the model takes 2 inputs "
+        "('a', 'b'); give --data an .npz with one array per input, by name (np.savez(path, a=..., b=..., y=labels))")

@@ -262,7 +262,7 @@ def _scores(engine, data: "_Data", meta: dict) -> tuple[float | None, dict | Non
     per-class precision/recall) for a ``--data`` dataset; one pass over the data."""
     if data.y is None and data.evaluation is None:
         return None, None
-    outputs = pipeline.run_all(engine, data.model_x)
+    outputs = pipeline.run_all(engine, data.model_inputs)
     accuracy = pipeline.top1_accuracy(outputs, data.y) if data.y is not None else None
     if data.evaluation is None:
         return accuracy, None
@@ -276,7 +276,9 @@ class _Data:
     """Raw samples, the pre-processing that turns them into feeds, and labels.
 
     For the embedded model the raw samples are its 0..16 pixels and pre-processing is
-    :func:`dk.default_model.preprocess`; other data is already model input (pre-processing: none)."""
+    :func:`dk.default_model.preprocess`; other data is already model input (pre-processing: none).
+    ``raw`` and ``model_x`` are the first input's; a model with more inputs gets the rows of the
+    others (``others``) beside them, as many as the batch."""
 
     name: str
     input_name: str
@@ -285,6 +287,8 @@ class _Data:
     y: np.ndarray | None
     preprocess_name: str
     evaluation: Any = None
+    others: dict[str, np.ndarray] = attrs.field(factory=dict)
+    _other_batches: dict[int, dict[str, np.ndarray]] = attrs.field(factory=dict, init=False)
 
     @classmethod
     def for_engine(cls, opts: Any, engine: Any, size: tuple[int, int] | None = None) -> "_Data":
@@ -297,7 +301,13 @@ class _Data:
             with np.load(DATA_PATH, allow_pickle=False) as arrays:
                 raw = arrays["x_eval"]
             return cls(data.name, name, raw, data.x, data.y, "dk.default_model.preprocess")
-        return cls(data.name, name, data.x, data.x, data.y, "none", data.evaluation)
+        others = {k: v for k, v in (data.inputs or {}).items() if k != name}
+        return cls(data.name, name, data.x, data.x, data.y, "none", data.evaluation, others)
+
+    @property
+    def model_inputs(self) -> "pipeline.Inputs":
+        """Every input's rows, as the model takes them (for scoring over all the data)."""
+        return {self.input_name: self.model_x, **self.others} if self.others else self.model_x
 
     def raw_batch(self, batch: int) -> np.ndarray:
         reps = -(-batch // len(self.raw))
@@ -305,10 +315,20 @@ class _Data:
 
     def preprocess(self, raw: np.ndarray) -> dict[str, np.ndarray]:
         if self.preprocess_name == "none":
-            return {self.input_name: raw}
+            return {self.input_name: raw, **self._others_of(len(raw))}
         from dk.default_model import preprocess
 
         return {self.input_name: np.ascontiguousarray(preprocess(raw))}
+
+    def _others_of(self, batch: int) -> dict[str, np.ndarray]:
+        """The other inputs' first ``batch`` rows (repeated when fewer), made once per batch size."""
+        if not self.others:
+            return {}
+        if batch not in self._other_batches:
+            reps = -(-batch // len(self.raw))
+            self._other_batches[batch] = {k: np.ascontiguousarray(np.concatenate([v] * reps)[:batch])
+                                          for k, v in self.others.items()}
+        return self._other_batches[batch]
 
 
 def add_speedups(document: dict, reference: Entry) -> None:

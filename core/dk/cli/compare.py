@@ -68,7 +68,7 @@ def compare_engines(engines: list[tuple[str, str]], opts, samples: int | None, q
             with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
                 if data is None:
                     data = pipeline.eval_data(opts, engine, limit=samples)
-                outputs.append(pipeline.run_all(engine, data.x))
+                outputs.append(pipeline.run_all(engine, data.model_inputs))
                 declared.append(list(engine.outputs))
     reference_name = f"{engines[0][0]}:{engines[0][1]}"
     rows = []

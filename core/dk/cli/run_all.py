@@ -14,12 +14,9 @@ from dk.plugins import get_plugin_manager
 
 def _measure(plugin: str, artifact, opts, data, batch: int, warmup: int, iterations: int) -> dict[str, Any]:
     """Outputs over the data, accuracy and latency of one artifact on one engine."""
-    import numpy as np
-
     with api.load_engine(plugin, artifact, opts.device, opts.options) as engine:
-        outputs = pipeline.run_all(engine, data.x)
-        reps = -(-batch // len(data.x))
-        feeds = {engine.inputs[0].name: np.ascontiguousarray(np.concatenate([data.x] * reps)[:batch])}
+        outputs = pipeline.run_all(engine, data.model_inputs)
+        feeds = pipeline.repeated_feeds(engine, data.model_inputs, batch)
         stats = measure_latency(engine, feeds, warmup=warmup, iterations=iterations)
     accuracy = pipeline.top1_accuracy(outputs, data.y) if data.y is not None else None
     return {"outputs": outputs, "accuracy": accuracy, "latency": stats.to_json(), "artifact": str(artifact.path)}

@@ -71,7 +71,8 @@ def infer(plugin: str, precision: str, opts, input_path: str | None, batch: int,
             labels = None
         else:
             data = pipeline.eval_data(opts, engine, limit=batch)
-            feeds = {engine.inputs[0].name: np.ascontiguousarray(data.x[:batch])}
+            feeds = {name: np.ascontiguousarray(rows) for name, rows in
+                     pipeline.feeds_by_name(engine, data.first(batch).model_inputs).items()}
             labels = None if data.y is None else data.y[:batch].tolist()
         import time
 

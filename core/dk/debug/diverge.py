@@ -132,7 +132,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
             raise DkError(f"{graph_path.name} has no node with a float output to compare")
         outputs = [o.name for o in model.graph.output]
         data = _eval_data(opts, model, samples)
-        x = whole_batches(data.x[:samples], model)
+        x = whole_batches(pipeline.take_rows(data.model_inputs, 0, samples), model)
         calibration, calibration_name = _calibration(engines, opts)
         sides = [Side(p, q, opts, work, calibration, calibration_name, "prefix" if prefix else "marked")
                  for p, q in engines]
@@ -175,7 +175,7 @@ def diverge(engines: list[tuple[str, str]], opts: pipeline.BuildOptions, *, samp
                 subgraph_error = str(exc)
         return DivergeResult(
             reference=sides[0].label, candidate=sides[1].label, graph=_graph_name(graph_path, opts),
-            data=data.name, samples=len(x), search=search, precision=precision, subgraph=written,
+            data=data.name, samples=pipeline.sample_count(x), search=search, precision=precision, subgraph=written,
             seconds=time.perf_counter() - started,
             mode="prefix" if any(s.mode == "prefix" for s in sides) else "marked", torch_export=torch_check,
             subgraph_error=subgraph_error, interrupted_in_torch_check=interrupted,
@@ -244,7 +244,7 @@ def _eval_data(opts: pipeline.BuildOptions, model: Any, samples: int) -> pipelin
     return pipeline.eval_data(opts, shell, random_samples=samples)
 
 
-def whole_batches(x: np.ndarray, model: Any) -> np.ndarray:
+def whole_batches(x: pipeline.Inputs, model: Any) -> pipeline.Inputs:
     """``x`` cut to whole batches of the model's fixed batch size (an engine runs only those), so
     the number of samples reported is the number compared; all of ``x`` for a dynamic batch."""
     from dk.onnx_io import io_specs
@@ -253,10 +253,11 @@ def whole_batches(x: np.ndarray, model: Any) -> np.ndarray:
     batch = inputs[0].shape[0] if inputs and inputs[0].shape else None
     if not isinstance(batch, int) or batch <= 0:
         return x
-    if len(x) < batch:
-        raise UsageError(f"--samples: the model's batch size is fixed at {batch}, more than the {len(x)} "
+    count = pipeline.sample_count(x)
+    if count < batch:
+        raise UsageError(f"--samples: the model's batch size is fixed at {batch}, more than the {count} "
                          f"sample(s) to compare; give --samples {batch} or more (and --data with as many)")
-    return x[: len(x) // batch * batch]
+    return pipeline.take_rows(x, 0, count // batch * batch)
 
 
 def _calibration(engines: list[tuple[str, str]], opts: pipeline.BuildOptions):
@@ -267,7 +268,7 @@ def _calibration(engines: list[tuple[str, str]], opts: pipeline.BuildOptions):
     return pipeline.calibration_data(opts, opts.source())
 
 
-def torch_export_check(graph_path: Path, opts: pipeline.BuildOptions, x: np.ndarray) -> dict[str, Any]:
+def torch_export_check(graph_path: Path, opts: pipeline.BuildOptions, x: pipeline.Inputs) -> dict[str, Any]:
     """Whether the torch engine agrees (fp32 tolerance) with its own ONNX export at the outputs: when
     it does not, the divergence is in the export itself, before any node of the graph."""
     from dk import api

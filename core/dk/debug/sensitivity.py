@@ -61,7 +61,7 @@ class Evaluator:
                 raise DkError(f"no labels to measure accuracy on ({data.name}); give labelled evaluation data with "
                               "--data (an .npz with x and y, or a dataset folder)")
             evaluator.data, evaluator.fp32_artifact = data, artifact
-            evaluator.fp32_outputs = pipeline.run_all(engine, data.x)
+            evaluator.fp32_outputs = pipeline.run_all(engine, data.model_inputs)
         evaluator.fp32_accuracy = pipeline.top1_accuracy(evaluator.fp32_outputs, data.y)
         return evaluator
 
@@ -82,7 +82,7 @@ class Evaluator:
         from dk.testing.tolerances import cosine_similarity
 
         with api.load_engine(self.plugin, artifact, self.opts.device, self.opts.options) as engine:
-            outputs = pipeline.run_all(engine, self.data.x)
+            outputs = pipeline.run_all(engine, self.data.model_inputs)
         key = next(iter(self.fp32_outputs))
         ref, got = np.asarray(self.fp32_outputs[key], np.float64), np.asarray(outputs[key], np.float64)
         mean_rel = float(np.abs(got - ref).sum() / max(np.abs(ref).sum(), 1e-30))

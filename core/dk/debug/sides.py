@@ -48,7 +48,7 @@ class Side:
     def runs_onnx_reference(self) -> bool:
         return self.plugin == "torch"
 
-    def outputs(self, graph_path: Path, marked_path: Path, wanted: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    def outputs(self, graph_path: Path, marked_path: Path, wanted: Sequence[str], x: pipeline.Inputs) -> dict[str, np.ndarray]:
         """Values of the ``wanted`` tensors over inputs ``x`` on this engine: from ``marked_path`` (the
         graph with them marked as outputs), or prefix subgraphs of ``graph_path`` in prefix mode."""
         if self.mode == "prefix" and not self.runs_onnx_reference:
@@ -60,7 +60,7 @@ class Side:
             values.update(self._prefix_outputs(graph_path, missing, x))
         return {t: values[t] for t in wanted}
 
-    def _prefix_outputs(self, model_path: Path, tensors: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    def _prefix_outputs(self, model_path: Path, tensors: Sequence[str], x: pipeline.Inputs) -> dict[str, np.ndarray]:
         from dk.debug.subgraph import write_prefix
         from dk.errors import DkError
 
@@ -76,7 +76,7 @@ class Side:
             values[tensor] = got[tensor]
         return values
 
-    def _run(self, model_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, model_path: Path, x: pipeline.Inputs) -> dict[str, np.ndarray]:
         if self.runs_onnx_reference:
             from dk.debug.reference import ReferenceEngine
 
@@ -139,7 +139,7 @@ def release_freed_memory() -> None:
         pass
 
 
-def run_batches(engine: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+def run_batches(engine: Any, x: pipeline.Inputs) -> dict[str, np.ndarray]:
     """Outputs of ``engine`` over ``x`` in batches of :data:`BATCH` (or the engine's fixed batch), concatenated."""
     from dk.errors import DkError
 
@@ -148,5 +148,5 @@ def run_batches(engine: Any, x: np.ndarray) -> dict[str, np.ndarray]:
         for key, value in engine.infer(feeds).items():
             parts.setdefault(key, []).append(np.asarray(value))
     if not parts:
-        raise DkError(f"no complete batch of the engine's fixed batch size in {len(x)} samples; raise --samples")
+        raise DkError(f"no complete batch of the engine's fixed batch size in {pipeline.sample_count(x)} samples; raise --samples")
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -224,3 +224,39 @@ def test_static_torch_export_program_refuses_a_dynamic_batch(tmp_path, tiny_modu
         export(tmp_path, source)
     artifact = export(tmp_path, source, dynamic_batch=False)
     assert artifact.inputs[0].shape == (1, 3, 16, 16)
+
+
+TWO_INPUT_MODULE = '''
+import torch
+from torch import nn
+
+
+class TwoNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, a, b):
+        return self.fc(a) + b[:, :3]
+
+
+def make():
+    torch.manual_seed(0)
+    return TwoNet()
+'''
+
+
+def test_compare_of_a_two_input_module_feeds_both_inputs(tmp_path):
+    import json
+
+    from tests.conftest import run_dk
+
+    (tmp_path / "twonet.py").write_text(TWO_INPUT_MODULE)
+
+    proc = run_dk("compare", "--plugins", "torch,ort", "--model", "twonet:make", "--shapes", "a:1x4,b:1x4",
+                  "--json", cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["data"], report["samples"]) == ("random(seed=0)", 8)
+    assert [(r["engine"], r["output"], r["passed"]) for r in report["rows"]] == [("ort:fp32", "output", True)]
