@@ -31,7 +31,8 @@ class BuildOptions:
     max_shapes: dict = attrs.field(factory=dict)
     static: bool = False
     dynamic_hw: bool = False
-    opset: int = 17
+    #: ``--opset`` (None: not given; the torch exporter's default)
+    opset: int | None = None
     simplify: bool = False
     device: str = "cpu"
     force: bool = False
@@ -46,8 +47,9 @@ class BuildOptions:
         return parse_model_arg(self.model, self.weights, self.meta)
 
     def export_request(self, precision: str) -> ExportRequest:
+        source = self.source()
         return ExportRequest(
-            source=self.source(),
+            source=source,
             out_dir=self.out,
             precision=precision,
             shapes=self.shapes,
@@ -56,12 +58,24 @@ class BuildOptions:
             max_shapes=self.max_shapes,
             dynamic_batch=not self.static,
             dynamic_hw=self.dynamic_hw,
-            opset=self.opset,
+            opset=self._export_opset(source),
             simplify=self.simplify,
             device=self.device,
             force=self.force,
             options=self.options,
         )
+
+
+    def _export_opset(self, source: ModelSource) -> int | None:
+        """The opset the torch exporter writes: ``--opset``, else 17; None for a model that is an
+        ONNX file or an artifact already (its own opset stands; none is recorded for it)."""
+        if self.opset is not None:
+            return self.opset
+        return None if source.kind in ("onnx", "artifact") else DEFAULT_OPSET
+
+
+#: The opset of torch exports when ``--opset`` is not given (the embedded ONNX model's, too).
+DEFAULT_OPSET = 17
 
 
 def export(plugin: str, precision: str, opts: BuildOptions) -> Artifact:

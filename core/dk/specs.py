@@ -105,7 +105,8 @@ class ExportRequest:
     :ivar min_shapes/opt_shapes/max_shapes: Ranges for dynamic inputs (optimisation profiles).
     :ivar dynamic_batch: Keep the batch axis dynamic.
     :ivar dynamic_hw: Also keep height and width dynamic (4-D image inputs).
-    :ivar opset: ONNX opset for exporters that produce ONNX.
+    :ivar opset: ONNX opset for exporters that produce ONNX (the torch exporter); None when the
+        source is ONNX already (its file's opset stands, and none is recorded).
     :ivar simplify: Run onnxslim/onnxsim where installed.
     :ivar device: Target device (``cpu``, ``cuda``, ...), for engines built per device.
     :ivar force: Rebuild even when a cached artifact matches.
@@ -121,7 +122,7 @@ class ExportRequest:
     max_shapes: dict[str, tuple[int, ...]] = attrs.field(factory=dict)
     dynamic_batch: bool = True
     dynamic_hw: bool = False
-    opset: int = 17
+    opset: int | None = 17
     simplify: bool = False
     device: str = "cpu"
     force: bool = False

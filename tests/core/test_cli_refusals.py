@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,12 @@ def int8_artifact(tmp_path_factory):
     (["export", "--plugin", "ort", "--simplify"],
      "error: --simplify: only the torch exporter simplifies, and the model here is the embedded ONNX model; drop "
      "--simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)"),
+    (["export", "--plugin", "ort", "--opset", "13"],
+     "error: --opset 13: the opset applies to torch exports only, and the model here is the embedded ONNX model, "
+     "which keeps its own opset; drop --opset (convert the file yourself to change it)"),
+    (["bench", "--plugins", "ort,openvino", "--opset", "99"],
+     "error: --opset 99: the opset applies to torch exports only, and the model here is the embedded ONNX model, "
+     "which keeps its own opset; drop --opset (convert the file yourself to change it)"),
     (["bench", "--plugins", "ort,,openvino"],
      "error: --plugins: 'ort,,openvino' has an empty entry; write the list without it (ort,openvino)"),
     (["bench", "--plugin", "ort", "--batches", "1,"], "error: --batches: '1,' has an empty entry; write the list "
@@ -168,3 +175,29 @@ def test_the_infer_table_shows_scores_with_four_decimals(tmp_path):
 def test_a_precision_refusal_in_compare_names_no_option_compare_lacks():
     line = _refused(run_dk("compare", "--plugins", "torch,onnxref:int8"))
     assert "(--precision, or onnxref:PRECISION in --plugins)" in line
+
+
+def relu_onnx(path, opset: int) -> str:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["output"])], "relu",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
+    return str(path)
+
+
+def test_opset_on_an_onnx_file_is_refused_and_none_is_recorded_without_it(tmp_path):
+    model = relu_onnx(tmp_path / "relu13.onnx", 13)
+    out = tmp_path / "out"
+
+    line = _refused(run_dk("run", "export", "--plugin", "ort", "--model", model, "--opset", "99", "--out", str(out)))
+    assert line == ("error: --opset 99: the opset applies to torch exports only, and the model here is an ONNX "
+                    "file, which keeps its own opset; drop --opset (convert the file yourself to change it)")
+    assert not out.exists()
+
+    proc = run_dk("run", "export", "--plugin", "ort", "--model", model, "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((Path(json.loads(proc.stdout)["artifact"]["path"]) / "dk.json").read_text())
+    assert manifest["options"]["opset"] is None  # the file's opset 13 stands; 17 would be false

@@ -102,11 +102,13 @@ def _default_precision(opts: Any) -> str:
 
 
 def _check_build(plan: Any, opts: Any) -> None:
-    """--simplify where nothing simplifies; an entry whose precision is not the --artifact's."""
-    from dk.cli.common import check_artifact_precision, check_simplify
+    """--simplify or --opset where the torch exporter has no part; an entry whose precision is not
+    the --artifact's."""
+    from dk.cli.common import check_artifact_precision, check_opset, check_simplify
 
     engines = [entry.engine for entry in plan.all_entries]
     check_simplify(opts, engines)
+    check_opset(opts, engines)
     _check_sizes_of_torch_model(plan, opts)
     for entry in plan.all_entries:
         check_artifact_precision(opts, entry.engine, entry.precision, entry.label)

@@ -25,7 +25,7 @@ _BUILD_OPTIONS = [
     click.option("--max-shapes", help="Maximum shapes of dynamic inputs."),
     click.option("--static", is_flag=True, help="Fix the batch axis (default: dynamic batch)."),
     click.option("--dynamic-hw", is_flag=True, help="Also keep height and width dynamic."),
-    click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset for torch export."),
+    click.option("--opset", type=int, help="ONNX opset of the torch export (default 17); torch models only."),
     click.option("--simplify", is_flag=True, help="Simplify the ONNX graph (onnxslim or onnxsim)."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], tensorrt, ..."),
     click.option("--data", type=click.Path(), help=".npz with x (inputs) [and y (labels)], or a dataset (folder of "
@@ -112,20 +112,37 @@ def _declared_meta(kw: dict[str, Any], options: dict[str, str]) -> dict[str, Any
     )
 
 
+def already_onnx(opts, plugins: list[str]) -> str | None:
+    """What the model is when the torch exporter has no part in building it ("an ONNX file", "an
+    existing artifact", "the embedded ONNX model"), else None: a torch model, or the default model
+    exported by ``--plugin torch``."""
+    kind = "artifact" if opts.artifact else opts.source().kind
+    if kind.startswith("torch") or (kind == "default" and set(plugins) == {"torch"}):
+        return None
+    return {"onnx": "an ONNX file", "artifact": "an existing artifact", "default": "the embedded ONNX model"}[kind]
+
+
 def check_simplify(opts, plugins: list[str]) -> None:
     """``--simplify`` only where something simplifies: the torch exporter, which exports torch
     models (and, as ``--plugin torch``, the default model). Elsewhere it would be recorded in the
     manifest as done while nothing was simplified."""
     from dk.errors import UsageError
 
-    if not opts.simplify:
+    if not opts.simplify or (what := already_onnx(opts, plugins)) is None:
         return
-    kind = "artifact" if opts.artifact else opts.source().kind
-    if kind.startswith("torch") or (kind == "default" and set(plugins) == {"torch"}):
-        return
-    what = {"onnx": "an ONNX file", "artifact": "an existing artifact", "default": "the embedded ONNX model"}[kind]
     raise UsageError(f"--simplify: only the torch exporter simplifies, and the model here is {what}; drop "
                      "--simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)")
+
+
+def check_opset(opts, plugins: list[str]) -> None:
+    """``--opset`` only where the torch exporter writes the ONNX: a model that is ONNX already keeps
+    its file's opset, and recording another one would be false."""
+    from dk.errors import UsageError
+
+    if opts.opset is None or (what := already_onnx(opts, plugins)) is None:
+        return
+    raise UsageError(f"--opset {opts.opset}: the opset applies to torch exports only, and the model here is "
+                     f"{what}, which keeps its own opset; drop --opset (convert the file yourself to change it)")
 
 
 def artifact_precision(opts) -> str | None:

@@ -117,12 +117,13 @@ def run(stage: str, plugin: str, precision: str | None, **kw: Any) -> None:
 
 
 def _check_build(stage: str, plugin: str | None, precision: str | None, opts: Any, kw: dict[str, Any]) -> None:
-    """--simplify where nothing simplifies, and a --precision that is not the --artifact's; a sweep
+    """--simplify or --opset where the torch exporter has no part, and a --precision that is not the --artifact's; a sweep
     (bench) checks each of its engines itself."""
-    from dk.cli.common import check_artifact_precision, check_simplify
+    from dk.cli.common import check_artifact_precision, check_opset, check_simplify
 
     if stage == "bench":
         return
     check_simplify(opts, [plugin])
+    check_opset(opts, [plugin])
     if stage == "infer":
         check_artifact_precision(opts, plugin, precision)

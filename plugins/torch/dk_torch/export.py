@@ -10,11 +10,13 @@ from typing import Any, Callable
 import attrs
 
 from dk.artifacts import Artifact, BuiltModel, build_artifact, model_artifact_name
-from dk.errors import DkError, MissingDependency, ModelError
+from dk.errors import DkError, MissingDependency, ModelError, UsageError
 from dk.specs import ExportRequest, TensorSpec
 from dk_torch.loading import SourcePlan, load_module, plan_source
 
 PLUGIN = "torch"
+#: the opset written when none is asked for (as ``dk.pipeline.DEFAULT_OPSET``)
+DEFAULT_OPSET = 17
 #: fp16 in the torch plugin is its engine's, from the fp32 export, on CUDA only
 _FP16_ENGINE = "; the torch engine runs fp16 from its fp32 export on CUDA: dk run bench --plugin torch " \
     "--precision fp16 --device cuda"
@@ -58,6 +60,7 @@ def _build(
 
     from dk.onnx_io import io_specs, load_onnx
 
+    opset = checked_opset(request.opset)
     module = load_module(plan.source)
     if plan.source.kind == "torch-export":
         _check_program_shapes(module, plan, request)
@@ -72,12 +75,14 @@ def _build(
             warnings.filterwarnings("ignore", message="no signature found for <torch.ScriptMethod")
             # PRESERVE warns about constant folding in training mode; set_eval made it eval mode.
             warnings.filterwarnings("ignore", message="It is recommended that constant folding")
+            # opsets 7 and 8 keep the initializers as graph inputs, and say so
+            warnings.filterwarnings("ignore", message="Setting 'keep_initializers_as_inputs=False'")
             torch.onnx.export(
                 module,
                 example,
                 str(path),
                 dynamo=False,
-                opset_version=request.opset,
+                opset_version=opset,
                 input_names=[s.name for s in plan.inputs],
                 output_names=plan.output_names,
                 dynamic_axes=_dynamic_axes(plan, request) or None,
@@ -102,6 +107,26 @@ def _build(
         outputs=outputs,
         extra={"torch_source": attrs.asdict(plan.source, filter=lambda a, _: a.name != "meta")},
     )
+
+
+def checked_opset(opset: int | None) -> int:
+    """``opset`` (None: :data:`DEFAULT_OPSET`) when the installed torch exporter writes it; else
+    :class:`UsageError` naming the range it does write (read from ``torch.onnx``, so it follows the
+    torch version). Called before the model is loaded: a bad opset fails first and fast."""
+    low, high = exporter_opset_range()
+    opset = DEFAULT_OPSET if opset is None else opset
+    if not low <= opset <= high:
+        raise UsageError(f"--opset {opset}: the torch exporter (torch {metadata.version('torch')}) writes opsets "
+                         f"{low} to {high}; give one of those (default {DEFAULT_OPSET})")
+    return opset
+
+
+def exporter_opset_range() -> tuple[int, int]:
+    """The opsets the TorchScript-based ``torch.onnx.export`` (``dynamo=False``) writes."""
+    from torch.onnx import _constants
+
+    high = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)
+    return int(_constants.ONNX_MIN_OPSET), int(high)
 
 
 def _dynamic_spec(spec: TensorSpec, request: ExportRequest) -> TensorSpec:

@@ -191,3 +191,28 @@ def test_failing_torch_export_is_one_model_error_line(export_default, monkeypatc
     ) as info:
         export_default()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("opset", [5, 0, -1, 99])
+def test_an_opset_the_torch_exporter_does_not_write_is_one_usage_error_before_loading(export_default, opset,
+                                                                                      tmp_path):
+    from dk.errors import UsageError
+    from dk_torch.export import exporter_opset_range
+
+    low, high = exporter_opset_range()
+    with pytest.raises(UsageError) as info:
+        export_default(opset=opset)
+    assert str(info.value) == (f"--opset {opset}: the torch exporter (torch {torch.__version__}) writes opsets "
+                               f"{low} to {high}; give one of those (default 17)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_lowest_opset_the_exporter_writes_exports_without_warnings(export_default, recwarn):
+    from dk_torch.export import exporter_opset_range
+
+    low, _ = exporter_opset_range()
+    artifact = export_default(opset=low)
+
+    assert {o.domain: o.version for o in onnx.load(str(artifact.model_file)).opset_import}[""] == low
+    assert artifact.manifest["options"]["opset"] == low
+    assert [str(w.message) for w in recwarn] == []
