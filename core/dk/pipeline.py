@@ -332,7 +332,9 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
     if opts.data and not is_npz(opts.data):
         return _dataset_calibration(opts, source)
     if opts.data:
-        inputs, _ = load_npz_inputs(opts.data, [spec.name for spec in _input_specs(source, opts)])
+        specs = _input_specs(source, opts)
+        inputs, _ = load_npz_inputs(opts.data, [spec.name for spec in specs])
+        check_calibration_inputs(opts.data, specs, inputs)
         name = f"{Path(opts.data).name}[:{opts.calib_size}]"
     elif source.kind == "default" or (source.kind == "artifact" and _is_default_artifact(opts)):
         from dk.default_model import load_split
@@ -349,6 +351,21 @@ def calibration_data(opts: BuildOptions, source: ModelSource):
             yield {k: np.ascontiguousarray(v[i : i + 16]) for k, v in inputs.items()}
 
     return feeds, name
+
+
+def check_calibration_inputs(path: str, specs: list[TensorSpec], inputs: dict[str, np.ndarray]) -> None:
+    """Raise :class:`InputError` (the message ``--input`` gets, naming ``path``) when the
+    calibration arrays do not fit the model's inputs: dtype, rank and every fixed axis after the
+    batch, which is as long as the data is. The quantizer would fail later with its own error."""
+    from dk.engine import check_inputs
+    from dk.errors import InputError
+
+    any_batch = [attrs.evolve(s, shape=("batch", *s.shape[1:]), min_shape=None, max_shape=None) if s.shape else s
+                 for s in specs]
+    try:
+        check_inputs(any_batch, inputs)
+    except InputError as exc:
+        raise InputError(f"--data {path}: {exc}") from None
 
 
 def _dataset_calibration(opts: BuildOptions, source: ModelSource):

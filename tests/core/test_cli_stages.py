@@ -113,3 +113,23 @@ def test_export_refuses_artifact_instead_of_building_the_default_model(tmp_path)
                                      f"give it as --model {artifact['path']}; --artifact is for infer, bench and "
                                      "quantize")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("plugin", ["ort", "openvino"])
+@pytest.mark.parametrize("x, expected", [
+    (np.zeros((20, 1, 9, 9), np.float32),
+     "input 'input' has shape [20, 1, 9, 9], expected [batch, 1, 8, 8] (axis 2 must be 8)"),
+    (np.zeros((20, 1, 8, 8), np.float64),
+     "input 'input' has dtype float64, expected float32; cast it with .astype('float32')"),
+])
+def test_calibration_data_that_does_not_fit_the_input_is_the_input_error_before_quantizing(tmp_path, plugin, x,
+                                                                                             expected):
+    if plugin == "openvino":
+        pytest.importorskip("openvino")
+    np.savez(tmp_path / "calib.npz", x=x)
+
+    line = _one_error_line(run_dk("run", "quantize", "--plugin", plugin, "--data", str(tmp_path / "calib.npz"),
+                                  "--out", str(tmp_path / "out")))
+
+    assert line == f"error: --data {tmp_path / 'calib.npz'}: {expected}"
+    assert not (tmp_path / "out" / plugin).exists()
