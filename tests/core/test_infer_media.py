@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_folder_of_digit_pngs_is_classified_and_rendered(tmp_path, artifacts):
     assert [e["file"] for e in written["images"]] == [e["file"] for e in result["images"]]
     from PIL import Image
 
-    rendered = np.asarray(Image.open(tmp_path / "out" / f"0_{labels[0]}.png"))
+    rendered = np.asarray(Image.open(tmp_path / "out" / f"0_{labels[0]}.png.png"))
     enlarged = np.kron(images[0], np.ones((4, 4), np.uint8))  # 32 -> 128 so that the caption is legible
     assert rendered.shape == (128, 128, 3)
     assert np.array_equal(rendered[20:, :, 0], enlarged[20:])  # the picture below the caption is untouched
@@ -140,3 +141,21 @@ def test_bad_media_are_one_error_line_each(tmp_path, artifacts):
         f"error: none of the 1 images in {tmp_path / 'bad.png'} could be decoded")
     assert _error(run_dk(*base, "--input", str(tmp_path / "notes.txt"))).startswith("error: input")
     assert _error(run_dk(*base, "--camera", "7")) == "error: no camera 7 on this machine (OpenCV could not open it); use --input FILE"
+
+
+def test_images_of_one_name_and_two_extensions_get_a_render_each(tmp_path, artifacts):
+    from PIL import Image
+
+    images, labels = digit_images(2)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(images[0]).save(tmp_path / "in" / "a.jpg", quality=100)
+    save_png(tmp_path / "in" / "a.png", images[1])
+
+    result = _json(run_dk("run", "infer", "--plugin", "ort", "--input", str(tmp_path / "in"),
+                          "--output", str(tmp_path / "out"), "--out", str(artifacts), "--json"))
+
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg.png", "a.png.png", "results.json"]
+    assert [(Path(e["file"]).name, e["rendered"]) for e in result["images"]] == [
+        ("a.jpg", "a.jpg.png"), ("a.png", "a.png.png")]
+    png_render = np.asarray(Image.open(tmp_path / "out" / "a.png.png"))
+    assert np.array_equal(png_render[20:, :, 0], np.kron(images[1], np.ones((4, 4), np.uint8))[20:])

@@ -137,8 +137,9 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
             if out_dir is not None:
                 from dk.vision.drawing import render as draw, scale_for
 
-                write_image(out_dir / f"{file.stem}.png", draw(image, result))
-                entries[-1]["rendered_scale"] = scale_for(image)
+                rendered = rendered_name(file)
+                write_image(out_dir / rendered, draw(image, result))
+                entries[-1].update(rendered=rendered, rendered_scale=scale_for(image))
     if failed:
         from dk.vision.dataset import few
 
@@ -151,6 +152,12 @@ def _images(runner: _Runner, path: Path, out_dir: Path | None) -> dict[str, Any]
         write_json(out_dir / "results.json", result)
         result["written"] = str(out_dir)
     return result
+
+
+def rendered_name(image_file: Path) -> str:
+    """The file name of an image's render: its whole name, extension included, then ``.png``
+    (``a.jpg.png``, ``a.png.png``), so the renders of ``a.jpg`` and ``a.png`` do not overwrite each other."""
+    return f"{image_file.name}.png"
 
 
 def _video(runner: _Runner, video: Any, out_dir: Path | None, limit: int | None) -> dict[str, Any]:
