@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dk.errors import ModelError
 from dk.specs import TensorSpec
@@ -113,6 +113,7 @@ def set_input_shapes(
         if name not in known:
             raise ModelError(f"--shapes names input {name!r}, but the model's inputs are {sorted(known)}")
     by_name = {v.name: v for v in model.graph.input}
+    fixed: dict[str, int] = {}  # dynamic input dims given a size: param name -> size
     for spec in inputs:
         dims = by_name[spec.name].type.tensor_type.shape.dim
         if spec.name in shapes:
@@ -131,14 +132,37 @@ def set_input_shapes(
                     raise ModelError(
                         f"--shapes sets {spec.name!r} axis {axis} to {want}, but the model fixes it to {have}"
                     )
+                if isinstance(have, str):
+                    fixed[have] = int(want)
                 dim.Clear()
                 dim.dim_value = int(want)
         elif not dynamic_batch and spec.shape and isinstance(spec.shape[0], str):
+            fixed[spec.shape[0]] = 1
             dims[0].Clear()
             dims[0].dim_value = 1
     if shapes or not dynamic_batch:
+        declared = {out.name: onnx.TensorShapeProto.FromString(out.type.tensor_type.shape.SerializeToString())
+                    for out in model.graph.output if out.type.tensor_type.HasField("shape")}
         for out in model.graph.output:
             out.type.tensor_type.ClearField("shape")
         del model.graph.value_info[:]
         model = onnx.shape_inference.infer_shapes(model)
+        _restore_uninferred_output_shapes(model, declared, fixed)
     return model
+
+
+def _restore_uninferred_output_shapes(model: "onnx.ModelProto", declared: dict[str, Any], fixed: dict[str, int]) -> None:
+    """Give back its declared shape (with the input dims just fixed, such as ``batch``, set) to each
+    output that shape inference left without one: onnx cannot infer through ops of other domains
+    (ort's fused ``com.microsoft`` ops of ``-o level=all``), and an output type without a shape is
+    an invalid model."""
+    for out in model.graph.output:
+        tensor = out.type.tensor_type
+        if tensor.HasField("shape") or out.name not in declared:
+            continue
+        tensor.shape.CopyFrom(declared[out.name])
+        for dim in tensor.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in fixed:
+                size = fixed[dim.dim_param]
+                dim.Clear()
+                dim.dim_value = size

@@ -113,3 +113,42 @@ def test_set_input_shapes_keeps_a_dynamic_batch_unless_static():
 def test_set_input_shapes_rejects_mismatches(shapes, message):
     with pytest.raises(ModelError, match=message):
         set_input_shapes(load_onnx(ONNX_PATH), shapes, dynamic_batch=True)
+
+
+def fused_op_model() -> onnx.ModelProto:
+    """``x`` [batch, 4] -> com.microsoft FusedGemm -> ``y`` [batch, 3]: onnx cannot infer its shape."""
+    weight = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    node = helper.make_node("FusedGemm", ["x", "w"], ["y"], domain="com.microsoft", activation="Relu")
+    graph = helper.make_graph([node], "fused", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+
+
+@pytest.mark.parametrize("dynamic_batch, expected", [(False, (4, 3)), (True, ("batch", 3))])
+def test_outputs_after_an_op_onnx_cannot_infer_keep_their_declared_shape(dynamic_batch, expected):
+    model = set_input_shapes(fused_op_model(), {"x": (4, 4)}, dynamic_batch=dynamic_batch)
+
+    _, outputs = io_specs(model)
+    assert [(s.name, s.shape) for s in outputs] == [("y", expected)]
+    onnx.checker.check_model(model)  # an output type without a shape made it invalid
+
+
+def test_an_ort_optimised_artifact_reexported_at_a_fixed_batch_runs(tmp_path):
+    import json
+
+    from tests.conftest import run_dk
+
+    pytest.importorskip("onnxruntime")
+    out = str(tmp_path / "out")
+    first = run_dk("run", "export", "--plugin", "ort", "-o", "level=all", "--out", out, "--json")
+    optimised = json.loads(first.stdout)["artifact"]["path"]
+    second = run_dk("run", "export", "--plugin", "ort", "--model", optimised, "--shapes", "input:4x1x8x8", "--static",
+                    "--out", out, "--json")
+    assert second.returncode == 0, second.stderr
+    fixed = json.loads(second.stdout)["artifact"]
+
+    proc = run_dk("run", "infer", "--plugin", "ort", "--artifact", fixed["path"], "--batch", "4", "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    assert fixed["outputs"][0]["shape"] == [4, 10]
+    assert json.loads(proc.stdout)["outputs"] == {"logits": {"shape": [4, 10], "dtype": "float32"}}
