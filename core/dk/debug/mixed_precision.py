@@ -131,7 +131,8 @@ def quantize_within_budget(plugin: str, opts: pipeline.BuildOptions, budget_text
         }
         record_in_manifest(artifact.path, record)
         speed = measure_speed(plugin, opts, {"fp32": evaluator.fp32_artifact, "int8_full": full.artifact,
-                                             "mixed": artifact.path}, evaluator.data.x, bench_calls)
+                                             "mixed": artifact.path}, evaluator.data.model_inputs,
+                             bench_calls)
     return {"stage": "quantize", "plugin": plugin, "artifact": artifact_json(artifact), **record,
             "ranking": ranking, "speed": speed, "seconds": time.perf_counter() - started}
 
@@ -222,10 +223,11 @@ ROUND_SECONDS = 0.05
 MAX_CALLS_PER_ROUND = 2000
 
 
-def measure_speed(plugin: str, opts: pipeline.BuildOptions, artifacts: dict[str, Any], x: np.ndarray,
+def measure_speed(plugin: str, opts: pipeline.BuildOptions, artifacts: dict[str, Any], x: pipeline.Inputs,
                   calls: int) -> dict[str, Any]:
-    """Median latency of each artifact on one batch, measured in interleaved rounds, and the speed-ups
-    over fp32: what the float nodes cost."""
+    """Median latency of each artifact on one batch of ``x`` (the rows of the only input, or every
+    input's by name), measured in interleaved rounds, and the speed-ups over fp32: what the float
+    nodes cost."""
     from dk.artifacts import Artifact
 
     engines = {k: api.load_engine(plugin, v if isinstance(v, Artifact) else Artifact.load(v), opts.device, opts.options)
