@@ -134,6 +134,43 @@ def test_prefix_subgraphs_find_the_same_node(broken, tmp_path):
     assert (report["status"], report["mode"], report["culprit"]["name"]) == ("found", "prefix", NODES[5])
 
 
+def two_input_model(tmp_path: Path) -> Path:
+    """``y = A(x) + B(z)``: two inputs, each with its own chain, so a cut on one chain leaves the
+    other input unused by every node of the cut."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    a_nodes, a_weights = _matmuls(["A0", "A1", "A2"], "x")
+    b_nodes, b_weights = _matmuls(["B0", "B1", "B2"], "z")
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 8]) for name in ("x", "z")]
+    graph = helper.make_graph([*a_nodes, *b_nodes, helper.make_node("Add", ["A2", "B2"], ["y"], name="OUT")], "two",
+                              inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32), k)
+                               for k, v in {**a_weights, **b_weights}.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp_path / "two.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+@pytest.mark.parametrize("node", ["A1", "B0", "B2"])
+def test_a_two_input_model_is_bisected_with_both_inputs_fed_to_every_cut(broken, tmp_path, node, prefix):
+    model = two_input_model(tmp_path)
+    opts = BuildOptions(model=str(model), out=tmp_path / "a", options={"broken:node": node})
+    subgraph = tmp_path / "culprit.onnx"
+    report = diverge([("ort", "fp32"), ("broken", "fp32")], opts, prefix=prefix, subgraph=subgraph).to_json()
+    assert (report["status"], report["mode"], report["culprit"]["name"]) == \
+        ("found", "prefix" if prefix else "marked", node)
+    assert report["culprit"]["error"]["max_abs"] == pytest.approx(0.5, abs=1e-4)
+    culprit = onnx.load(str(subgraph))
+    # every graph input is kept, used or not, so the same feeds run every cut
+    assert [i.name for i in culprit.graph.input] == ["x", "z"]
+    assert [n.name for n in culprit.graph.node] == {"A1": ["A0", "A1"], "B0": ["B0"], "B2": ["B0", "B1", "B2"]}[node]
+
+
 def test_an_engine_that_drops_marked_outputs_gets_prefix_subgraphs(broken, tmp_path):
     opts = BuildOptions(out=tmp_path / "a", options={"broken:node": NODES[4], "broken:first_output_only": "1"})
     report = diverge([("ort", "fp32"), ("broken", "fp32")], opts).to_json()
