@@ -100,11 +100,17 @@ def test_options_that_conflict_or_do_nothing_are_refused(tmp_path, args, expecte
 SIMPLIFY_REFUSED = ("error: --simplify: only the torch exporter simplifies, and the model here is the embedded ONNX "
                     "model; drop --simplify, or simplify the ONNX file yourself first (onnxslim in.onnx out.onnx)")
 
+OPSET_REFUSED = ("error: --opset 13: the opset applies to torch exports only, and the model here is the embedded ONNX "
+                 "model, which keeps its own opset; drop --opset (convert the file yourself to change it)")
+
 
 @pytest.mark.parametrize("args, expected", [
     (["compare", "--plugins", "ort,ort:int8", "--simplify"], SIMPLIFY_REFUSED),
     (["debug", "diverge", "--plugins", "onnxref,ort", "--simplify"], SIMPLIFY_REFUSED),
     (["debug", "layers", "--plugin", "ort", "--simplify"], SIMPLIFY_REFUSED),
+    (["compare", "--plugins", "ort,openvino", "--opset", "13"], OPSET_REFUSED),
+    (["debug", "diverge", "--plugins", "onnxref,ort", "--opset", "13"], OPSET_REFUSED),
+    (["debug", "layers", "--plugin", "ort", "--opset", "13"], OPSET_REFUSED),
     (["debug", "layers", "--plugin", "ort", "--force"],
      "error: --force does nothing in 'dk debug layers' (every quantization is built afresh in a temp folder); "
      "drop it"),

@@ -145,6 +145,13 @@ def check_opset(opts, plugins: list[str]) -> None:
                      f"{what}, which keeps its own opset; drop --opset (convert the file yourself to change it)")
 
 
+def check_torch_export_options(opts, plugins: list[str]) -> None:
+    """``--simplify`` and ``--opset`` only where the torch exporter writes the ONNX (see
+    :func:`check_simplify` and :func:`check_opset`)."""
+    check_simplify(opts, plugins)
+    check_opset(opts, plugins)
+
+
 def artifact_precision(opts) -> str | None:
     """The precision of ``--artifact`` (None without one)."""
     if not opts.artifact:

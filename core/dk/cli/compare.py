@@ -23,7 +23,7 @@ def compare(plugin_list: str, samples: int | None, **kw: Any) -> None:
     each engine against the first; exits 1 when any is outside the tolerance of its precision.
     """
     from dk.cli import render
-    from dk.cli.common import check_simplify
+    from dk.cli.common import check_torch_export_options
     from dk.cli.options import check_option_scopes, parse_plugin_list
     from dk.errors import ToleranceExceeded
 
@@ -31,7 +31,7 @@ def compare(plugin_list: str, samples: int | None, **kw: Any) -> None:
     engines = parse_plugin_list(plugin_list)
     opts = make_build_options(kw)
     check_option_scopes(opts.options, [name for name, _ in engines])
-    check_simplify(opts, [name for name, _ in engines])
+    check_torch_export_options(opts, [name for name, _ in engines])
     if opts.artifact:
         from dk.errors import UsageError
 

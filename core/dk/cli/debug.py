@@ -45,7 +45,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     1 when a diverging node was found, 130 on Ctrl-C (after printing what was found so far).
     """
     from dk.cli import render
-    from dk.cli.common import check_simplify
+    from dk.cli.common import check_torch_export_options
     from dk.cli.options import check_option_scopes, parse_plugin_list
     from dk.cli.output_paths import check_output_file
     from dk.debug.diverge import diverge as run_diverge
@@ -55,7 +55,7 @@ def diverge(plugin_list: str, samples: int, per_build: int, subgraph: Path, pref
     check_output_file(subgraph, "--subgraph", "first-divergence.onnx")
     opts = make_build_options(kw)
     check_option_scopes(opts.options, [name for name, _ in engines])
-    check_simplify(opts, graph_exporters(engines))
+    check_torch_export_options(opts, graph_exporters(engines))
     result = run_diverge(engines, opts, samples=samples, per_build=per_build, subgraph=subgraph, prefix=prefix,
                          mark_all=mark_all, progress=(lambda _: None) if as_json else render.note)
     report = result.to_json()
@@ -142,15 +142,15 @@ def _print_outcome(report: dict[str, Any]) -> None:
 
 def check_layers_options(opts, plugin: str) -> None:
     """The build options ``dk debug layers`` would ignore (it quantizes the model afresh, in a temp
-    folder, once per node), and --simplify where nothing simplifies, as ``dk run`` refuses them."""
-    from dk.cli.common import check_simplify
+    folder, once per node), and --simplify or --opset where the torch exporter has no part, as ``dk run`` refuses them."""
+    from dk.cli.common import check_torch_export_options
     from dk.cli.stage_options import refuse_unread
 
     refuse_unread("dk debug layers", {"artifact": opts.artifact, "force": opts.force}, {
         "artifact": "it quantizes the original model once per weighted node; give --model instead",
         "force": "every quantization is built afresh in a temp folder",
     })
-    check_simplify(opts, [plugin])
+    check_torch_export_options(opts, [plugin])
 
 
 def _proof(report: dict[str, Any]) -> str:
