@@ -146,3 +146,47 @@ def test_ctrl_c_writes_the_runs_so_far_marked_incomplete(tmp_path, monkeypatch, 
     assert doc["hw"]["interval_s"] == 0.05
     err = capsys.readouterr().err
     assert f"interrupted: 1 run(s) so far written to {tmp_path / 'r.json'}, marked incomplete" in err
+
+
+@pytest.fixture
+def fused_artifact(tmp_path):
+    """An ort ``-o level=all`` artifact (engine-fused ``com.microsoft`` ops) of a copy of the
+    embedded ONNX model, and that copy."""
+    import shutil
+
+    from dk import api
+    from dk.default_model import ONNX_PATH
+    from dk.specs import ExportRequest, ModelSource
+
+    source = tmp_path / "digits.onnx"
+    shutil.copy(ONNX_PATH, source)
+    artifact = api.export("ort", ExportRequest(source=ModelSource("onnx", str(source)), out_dir=tmp_path / "a",
+                                               options={"level": "all"}))
+    assert artifact.manifest["extra"]["op_domains"]  # the case under test: ONNX cannot infer these ops
+    return artifact, source
+
+
+def test_an_engine_fused_artifact_is_summarized_on_its_source(fused_artifact):
+    from types import SimpleNamespace
+
+    from dk.bench.execution import model_record
+    from dk.pipeline import BuildOptions
+
+    artifact, source = fused_artifact
+    record = model_record(BuildOptions(artifact=str(artifact.path)), SimpleNamespace(input_sizes=[]))
+    assert record["summary"]["macs"] == 452864 and record["summary"]["params"] == 15338  # the model's, as above
+    assert record["summary"]["input_shapes"] == {"input": [1, 1, 8, 8]}
+    assert record["summary_of"].startswith(f"the artifact's source {source}: its own graph holds engine-fused ops")
+
+
+def test_an_engine_fused_artifact_whose_source_changed_has_no_summary_and_says_why(fused_artifact):
+    from types import SimpleNamespace
+
+    from dk.bench.execution import model_record
+    from dk.pipeline import BuildOptions
+
+    artifact, source = fused_artifact
+    source.write_bytes(source.read_bytes() + b"\0")
+    record = model_record(BuildOptions(artifact=str(artifact.path)), SimpleNamespace(input_sizes=[]))
+    assert record["summary"] is None and "summary_of" not in record
+    assert f"its source {source} is gone or changed; bench the original model with --model" in record["summary_error"]

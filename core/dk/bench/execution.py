@@ -45,14 +45,18 @@ def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
 
     record: dict[str, Any] = {"source": opts.model or ("artifact " + opts.artifact if opts.artifact else "default")}
     try:
-        path, meta = _source_onnx(opts)
+        graph = _source_onnx(opts)
+        path, meta = graph.path, graph.meta
         record.update(name=meta.get("name"), task=meta.get("task"), trained_accuracy=meta.get("trained_accuracy"))
+        if graph.fused_ops:
+            record["summary_of"] = (f"the artifact's source {path}: its own graph holds engine-fused ops "
+                                    f"({', '.join(graph.fused_ops)}) that ONNX shape inference cannot follow")
         summaries = []
         for size in plan.input_sizes or [None]:
-            shapes = _shapes_for(path, size) if size else None
+            shapes = _shapes_for(path, size) if size else graph.shapes
             if shapes and not opts.artifact and opts.source().kind.startswith("torch"):
                 # a torch export fixes its height and width: export the model at this size
-                summaries.append(summarize_onnx(_source_onnx(attrs.evolve(opts, shapes=shapes))[0], None).to_json())
+                summaries.append(summarize_onnx(_source_onnx(attrs.evolve(opts, shapes=shapes)).path, None).to_json())
                 continue
             summaries.append(summarize_onnx(path, shapes).to_json())
         record["summary"] = summaries[0]
@@ -64,17 +68,43 @@ def model_record(opts: Any, plan: SweepPlan) -> dict[str, Any]:
     return record
 
 
-def _source_onnx(opts: Any):
+@attrs.define
+class SummaryGraph:
+    """The ONNX file a model summary is computed on."""
+
+    path: Any
+    meta: dict
+    #: the input shapes to summarize at (an artifact's own); None: those the file declares
+    shapes: dict[str, tuple[int, ...]] | None = None
+    #: the op domains of an artifact's engine-fused graph, when ``path`` is its source instead
+    fused_ops: list[str] = attrs.Factory(list)
+
+
+def _source_onnx(opts: Any) -> SummaryGraph:
+    """The ONNX graph to summarize, with the model's metadata. An artifact whose graph holds
+    engine-fused ops (ort's ``-o level=all``: ``com.microsoft.nchwc`` convolutions over channels
+    padded to the CPU's block) is summarized on its source, at the artifact's input shapes: ONNX
+    shape inference knows nothing of those ops, and the MACs they were counted at would be 0."""
     from dk.artifacts import Artifact
-    from dk.sources import resolve_onnx
+    from dk.sources import original_source, resolve_onnx
 
     if opts.artifact:
         artifact = Artifact.load(opts.artifact)
-        return artifact.model_file, artifact.model_meta
+        shapes = {spec.name: spec.concrete_shape(1) for spec in artifact.inputs}
+        domains = artifact.manifest.get("extra", {}).get("op_domains")
+        if not domains:
+            return SummaryGraph(artifact.model_file, artifact.model_meta, shapes)
+        origin = artifact.manifest.get("source", {})
+        original = original_source(origin)
+        if original is None:
+            raise ValueError(f"the artifact's graph holds engine-fused ops ({', '.join(domains)}) that ONNX shape "
+                             f"inference cannot follow, and its source {origin.get('location', '?')} is gone or "
+                             "changed; bench the original model with --model for its summary")
+        return SummaryGraph(resolve_onnx(original).path, artifact.model_meta, shapes, list(domains))
     source = opts.source()
     # a torch source needs --shapes (and the other export options) to become ONNX
     onnx_model = resolve_onnx(source, opts.export_request("fp32") if source.kind.startswith("torch") else None)
-    return onnx_model.path, {"name": onnx_model.model_name, **onnx_model.model_meta}
+    return SummaryGraph(onnx_model.path, {"name": onnx_model.model_name, **onnx_model.model_meta})
 
 
 def _shapes_for(path: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
@@ -122,7 +152,7 @@ def cell_options(opts: Any, cell: Cell) -> Any:
     """``opts`` with the cell's input size as the export shapes."""
     if cell.size is None:
         return opts
-    return attrs.evolve(opts, shapes=_shapes_for(_source_onnx(opts)[0], cell.size))
+    return attrs.evolve(opts, shapes=_shapes_for(_source_onnx(opts).path, cell.size))
 
 
 def build_cell(cell: Cell, opts: Any):

@@ -252,8 +252,9 @@ def _model(model: dict[str, Any]) -> Section:
         ["input", ", ".join(f"{k} {v}" for k, v in summary["input_shapes"].items())],
         ["nodes", ", ".join(f"{op} {n}" for op, n in summary["ops"].items())],
     ]
+    of = f", on {model['summary_of']}" if model.get("summary_of") else ""
     return Section("Model", text=f"{model_title(model)}: computed from the ONNX graph with "
-                   "shape inference (batch 1).", headers=["quantity", "value"], rows=rows, facts=True)
+                   f"shape inference (batch 1){of}.", headers=["quantity", "value"], rows=rows, facts=True)
 
 
 def _environment(env: dict[str, Any]) -> Section:
